@@ -1,0 +1,68 @@
+# Aquifer - the README's commands are these targets. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python >= 3.11; prefer 3.11, whose CPU torch wheel lies on these machines' disk (shared/STACK.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export AQUIFER_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM ?= true
+
+.PHONY: help setup up test test-fast sample materialize ui status lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Create .venv and install Aquifer with its dev tools
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"Python >= 3.11 needed, {sys.executable} is {sys.version.split()[0]}"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: anything looser pulls a multi-GB CUDA build (shared/STACK.md)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+sample: setup ## Generate the sample landing zone if it is absent
+	@if [ -d "$(AQUIFER_DATA_DIR)/landing" ]; then echo "sample corpus present in $(AQUIFER_DATA_DIR)/landing"; \
+	else $(BIN)/aquifer sample; fi
+
+materialize: sample ## Promote the landing zone through bronze -> silver -> gold -> platinum
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/aquifer materialize
+
+ui: setup ## Start the Dagster UI on http://127.0.0.1:3000 (foreground; Ctrl-C stops it)
+	@mkdir -p "$(DAGSTER_HOME)"
+	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+up: sample ## Set up, materialize the sample data, start the Dagster UI (Ctrl-C stops everything)
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/aquifer materialize || echo "materialize reported failed checks or steps: open the UI to see why"
+	$(BIN)/aquifer status
+	@echo "Dagster UI: http://127.0.0.1:3000"
+	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+status: setup ## Every table: rows, Delta version, last run, quarantine
+	$(BIN)/aquifer status
+
+test: setup ## Run the whole test suite (slow tests included)
+	$(BIN)/python -m pytest -m "slow or not slow" -p no:cacheprovider
+
+test-fast: setup ## Run the fast tests only
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff and mypy --strict on the library
+	$(BIN)/ruff check src pipelines tests bench
+	$(BIN)/ruff format --check src pipelines tests bench
+	$(BIN)/mypy
+
+bench: setup ## Pipeline benchmark at 1,000,000 records (writes docs/benchmarks.md figures to stdout)
+	$(BIN)/python bench/pipeline.py
+
+clean: ## Remove generated data (keeps .venv)
+	rm -rf "$(AQUIFER_DATA_DIR)"

@@ -1,0 +1,1 @@
+"""Aquifer's Dagster code location (loaded by ``workspace.yaml``)."""

@@ -1,0 +1,3 @@
+from pipelines.defs.bronze import assets, checks
+
+__all__ = ["assets", "checks"]

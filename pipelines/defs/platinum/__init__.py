@@ -1,0 +1,3 @@
+from pipelines.defs.platinum import assets, checks
+
+__all__ = ["assets", "checks"]

@@ -1,0 +1,3 @@
+from pipelines.defs.silver import assets, checks
+
+__all__ = ["assets", "checks"]

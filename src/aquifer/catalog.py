@@ -1,0 +1,242 @@
+"""The governance catalog: one YAML file per source under ``catalog/sources/``, plus the shared vocabulary in
+``catalog/classification.yaml``. Loaded and validated by one pydantic schema; an invalid entry fails loudly
+with the file, the field and the reason (:class:`CatalogError`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aquifer.pii import PII_TYPES
+
+_M = TypeVar("_M", bound=BaseModel)
+
+_ID = r"^[a-z][a-z0-9_]{1,62}$"
+_DURATION = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$")
+
+
+class Classification(StrEnum):
+    """Sensitivity levels, ordered: public < internal < confidential < restricted."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+    @property
+    def rank(self) -> int:
+        return list(Classification).index(self)
+
+    # str already defines every comparison, so all four are overridden (total_ordering would keep str's).
+    def __lt__(self, other: str) -> bool:
+        return self.rank < Classification(other).rank
+
+    def __le__(self, other: str) -> bool:
+        return self.rank <= Classification(other).rank
+
+    def __gt__(self, other: str) -> bool:
+        return self.rank > Classification(other).rank
+
+    def __ge__(self, other: str) -> bool:
+        return self.rank >= Classification(other).rank
+
+
+def parse_duration(value: str) -> dt.timedelta:
+    """ISO 8601 calendar duration (``P365D``, ``P2Y``, ``P6M``, ``P1Y6M``) to a timedelta.
+
+    Years count 365 days and months 30: SLAs and retention are policy figures, not calendar arithmetic.
+
+    >>> parse_duration("P1Y2W")
+    datetime.timedelta(days=379)
+    """
+    match = _DURATION.match(value)
+    if not match or not any(match.groupdict().values()):
+        msg = f"{value!r} is not an ISO 8601 duration such as P90D, P6M or P2Y"
+        raise ValueError(msg)
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    days = parts["years"] * 365 + parts["months"] * 30 + parts["weeks"] * 7 + parts["days"]
+    return dt.timedelta(days=days)
+
+
+Duration = Annotated[str, Field(description="ISO 8601 duration, e.g. P90D, P2Y")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Owner(_Strict):
+    team: str = Field(min_length=1)
+    contact: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="Team e-mail address")
+
+
+class PiiExpectation(_Strict):
+    expected: bool
+    types: list[str] = Field(default_factory=list)
+    allowed_purposes: list[str] = Field(
+        default_factory=list, description="Purposes for which a pii_reader may see this PII unredacted"
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, types: list[str]) -> list[str]:
+        unknown = sorted(set(types) - set(PII_TYPES))
+        if unknown:
+            msg = f"unknown PII type(s) {unknown}; known: {list(PII_TYPES)}"
+            raise ValueError(msg)
+        return types
+
+    @model_validator(mode="after")
+    def _types_iff_expected(self) -> PiiExpectation:
+        if self.expected and not self.types:
+            msg = "expected: true needs the PII types that are expected"
+            raise ValueError(msg)
+        if not self.expected and self.types:
+            msg = "types are listed but expected is false"
+            raise ValueError(msg)
+        return self
+
+
+class FieldMap(_Strict):
+    """Which field of a structured record (JSON lines, CSV) holds each document attribute."""
+
+    id: str = "id"
+    title: str = "title"
+    body: str = "body"
+    updated_at: str = "updated_at"
+    language: str | None = None
+    owner: str | None = None
+
+
+class Source(_Strict):
+    id: Annotated[str, Field(pattern=_ID)]
+    description: str = Field(min_length=1)
+    owner: Owner
+    format: Literal["markdown", "jsonl", "csv"]
+    landing_path: str = Field(min_length=1, description="Folder under the landing zone")
+    classification: Classification
+    allowed_purposes: list[Annotated[str, Field(pattern=_ID)]] = Field(min_length=1)
+    pii: PiiExpectation
+    pii_min_detection_rate: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of documents of a PII-bearing source in which the detector must find an expected type; "
+        "below it the silver pii_coverage check fails (a silent detector is worse than a noisy one).",
+    )
+    fields: FieldMap = Field(default_factory=FieldMap)
+    retention: Duration
+    freshness_sla: Duration
+
+    @field_validator("retention", "freshness_sla")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("landing_path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in Path(value).parts:
+            msg = "must be a folder inside the landing zone (relative, no '..')"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def freshness(self) -> dt.timedelta:
+        return parse_duration(self.freshness_sla)
+
+    @property
+    def retention_period(self) -> dt.timedelta:
+        return parse_duration(self.retention)
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        return {"markdown": (".md", ".markdown"), "jsonl": (".jsonl", ".ndjson"), "csv": (".csv",)}[self.format]
+
+
+class Vocabulary(_Strict):
+    levels: list[Classification]
+    pii_floor: dict[str, Classification]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Vocabulary:
+        if self.levels != list(Classification):
+            msg = f"levels must be {[c.value for c in Classification]} in that order"
+            raise ValueError(msg)
+        missing = sorted(set(PII_TYPES) - set(self.pii_floor))
+        if missing:
+            msg = f"pii_floor lacks PII type(s) {missing}"
+            raise ValueError(msg)
+        return self
+
+
+class CatalogError(ValueError):
+    """An invalid catalog file. The message names the file, the field and the reason."""
+
+    def __init__(self, path: Path, field: str, reason: str) -> None:
+        self.path, self.field, self.reason = path, field, reason
+        super().__init__(f"{path}: {field}: {reason}")
+
+
+class Catalog(_Strict):
+    sources: dict[str, Source]
+    vocabulary: Vocabulary
+
+    def __iter__(self) -> Iterator[Source]:  # type: ignore[override]
+        return iter(self.sources.values())
+
+    def source(self, source_id: str) -> Source:
+        try:
+            return self.sources[source_id]
+        except KeyError:
+            msg = f"unknown source {source_id!r}; the catalog has {sorted(self.sources)}"
+            raise KeyError(msg) from None
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CatalogError(path, "<file>", f"not valid YAML: {exc}") from exc
+
+
+def _validate(model: type[_M], data: Any, path: Path) -> _M:
+    if not isinstance(data, dict):
+        raise CatalogError(path, "<file>", "expected a mapping at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<file>"
+        raise CatalogError(path, where, first["msg"]) from exc
+
+
+def load_catalog(catalog_dir: Path) -> Catalog:
+    """Load and validate ``catalog_dir``.
+
+    >>> from aquifer.settings import PROJECT_ROOT
+    >>> "hr_case_notes" in load_catalog(PROJECT_ROOT / "catalog").sources
+    True
+    """
+    vocabulary = _validate(
+        Vocabulary, _load_yaml(catalog_dir / "classification.yaml"), catalog_dir / "classification.yaml"
+    )
+    sources: dict[str, Source] = {}
+    files = sorted((catalog_dir / "sources").glob("*.yaml"))
+    if not files:
+        raise CatalogError(catalog_dir / "sources", "<folder>", "no source entries (*.yaml)")
+    for path in files:
+        source = _validate(Source, _load_yaml(path), path)
+        if source.id != path.stem:
+            raise CatalogError(path, "id", f"must match the file name ({path.stem!r}), got {source.id!r}")
+        sources[source.id] = source
+    return Catalog(sources=sources, vocabulary=vocabulary)

@@ -1,0 +1,248 @@
+"""Gold: documents become token-aware chunks, each carrying its governance attributes and quality flags.
+
+Chunking: windows of ``CHUNK_TOKENS`` = 200 WordPiece tokens of the embedding model, advancing by
+``CHUNK_TOKENS - OVERLAP_TOKENS`` = 160. Why these sizes: all-MiniLM-L6-v2 embeds at most 256 tokens including
+[CLS]/[SEP]; 200 leaves room for a title prefix at embedding time without silent truncation, and is long enough
+to hold a full paragraph of policy or a support exchange. The 40-token (20%) overlap keeps a sentence cut at a
+window edge whole in one of the two neighbours. A window end is pulled back to the last sentence end in its final
+quarter when there is one, so chunks rarely stop mid-sentence. Documents of <= 200 tokens are one chunk.
+
+Flags (all kept in gold for traceability; platinum certifies only clean chunks):
+- ``superseded_by``: a newer document with the same id exists (latest ``updated_at`` wins).
+- ``near_duplicate_of``: a current document whose casefolded alphanumeric text (digits kept) equals an
+  earlier one's. This catches re-published copies differing in whitespace, case, punctuation or quotes; it does
+  not catch reworded copies.
+- ``untrusted``: the chunk holds instruction-like text (:mod:`aquifer.injection`), with the matched pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import polars as pl
+
+from aquifer.catalog import Catalog, Classification, Source
+from aquifer.injection import find_instruction
+from aquifer.medallion import silver
+from aquifer.medallion.common import LINEAGE_SCHEMA, PII_SPAN, PromotionResult, RunContext, stable_id
+from aquifer.tokenizer import EMBEDDING_MODEL, get_tokenizer
+
+CODE_VERSION = "gold-1"
+LAYER = "gold"
+CHUNK_TOKENS = 200
+OVERLAP_TOKENS = 40
+_SENTENCE_END = re.compile(r"[.!?:;]\s*$|\n\s*$")
+
+SCHEMA: dict[str, pl.DataType] = {
+    "chunk_id": pl.String(),
+    "silver_id": pl.String(),
+    "source_id": pl.String(),
+    "dataset": pl.String(),
+    "doc_id": pl.String(),
+    "title": pl.String(),
+    "chunk_index": pl.Int64(),
+    "chunk_count": pl.Int64(),
+    "text": pl.String(),
+    "char_start": pl.Int64(),
+    "char_end": pl.Int64(),
+    "token_count": pl.Int64(),
+    "tokenizer": pl.String(),
+    "language": pl.String(),
+    "updated_at": pl.Datetime("us", "UTC"),
+    "owner": pl.String(),
+    "classification": pl.String(),
+    "pii_types": pl.List(pl.String),
+    "pii_spans": pl.List(PII_SPAN),
+    "purposes": pl.List(pl.String),
+    "pii_allowed_purposes": pl.List(pl.String),
+    "near_fingerprint": pl.String(),
+    "superseded_by": pl.String(),
+    "near_duplicate_of": pl.String(),
+    "untrusted": pl.Boolean(),
+    "untrusted_pattern": pl.String(),
+    **LINEAGE_SCHEMA,
+    "processed_at": pl.Datetime("us", "UTC"),
+}
+FLAG_COLUMNS = ("superseded_by", "near_duplicate_of")
+
+
+def chunk_spans(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """Split a text into (char_start, char_end, token_count) windows from its token offsets."""
+    if len(offsets) <= CHUNK_TOKENS:
+        return [(0, len(text), len(offsets))]
+    spans = []
+    start = 0
+    while start < len(offsets):
+        end = min(start + CHUNK_TOKENS, len(offsets))
+        if end < len(offsets):
+            for candidate in range(end, start + CHUNK_TOKENS * 3 // 4, -1):
+                if _SENTENCE_END.search(text[offsets[candidate - 1][0] : offsets[candidate][0]]):
+                    end = candidate
+                    break
+        spans.append((offsets[start][0], offsets[end - 1][1], end - start))
+        if end == len(offsets):
+            break
+        start = end - OVERLAP_TOKENS  # end >= start + 150, so this always advances
+    return spans
+
+
+def near_fingerprint(title: str, body: str) -> str:
+    normalised = re.sub(r"[\W_]+", " ", f"{title}\n{body}".casefold()).strip()
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def _chunk_pii(spans: list[dict[str, Any]], start: int, end: int) -> list[dict[str, Any]]:
+    """Spans that overlap [start, end), clipped and re-based on the chunk, so redaction never leaks a fragment."""
+    return [
+        {"type": s["type"], "start": max(s["start"], start) - start, "end": min(s["end"], end) - start}
+        for s in spans
+        if s["start"] < end and s["end"] > start
+    ]
+
+
+def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineage: dict[str, Any]) -> pl.DataFrame:
+    """Chunk silver documents into gold rows (flags unset)."""
+    if docs.is_empty():
+        return pl.DataFrame(schema=SCHEMA)
+    encodings = get_tokenizer().encode_batch(docs["body"].to_list(), add_special_tokens=False)
+    floors = catalog.vocabulary.pii_floor
+    rows: list[dict[str, Any]] = []
+    for doc, encoding in zip(docs.iter_rows(named=True), encodings, strict=True):
+        body: str = doc["body"]
+        windows = chunk_spans(body, encoding.offsets)
+        fingerprint = near_fingerprint(doc["title"], body)
+        title_types = {s["type"] for s in doc["title_pii_spans"]}
+        for index, (start, end, tokens) in enumerate(windows):
+            text = body[start:end]
+            chunk_pii = _chunk_pii(doc["pii_spans"], start, end)
+            types = sorted({s["type"] for s in chunk_pii} | title_types)
+            classification = max([source.classification, *(floors[t] for t in types)])
+            instruction = find_instruction(text)
+            rows.append(
+                {
+                    "chunk_id": stable_id(LAYER, doc["silver_id"], index, CODE_VERSION),
+                    "silver_id": doc["silver_id"],
+                    "source_id": source.id,
+                    "dataset": source.id,
+                    "doc_id": doc["doc_id"],
+                    "title": doc["title"],
+                    "chunk_index": index,
+                    "chunk_count": len(windows),
+                    "text": text,
+                    "char_start": start,
+                    "char_end": end,
+                    "token_count": tokens,
+                    "tokenizer": EMBEDDING_MODEL,
+                    "language": doc["language"],
+                    "updated_at": doc["updated_at"],
+                    "owner": doc["owner"],
+                    "classification": Classification(classification).value,
+                    "pii_types": types,
+                    "pii_spans": chunk_pii,
+                    "purposes": list(source.allowed_purposes),
+                    "pii_allowed_purposes": list(source.pii.allowed_purposes),
+                    "near_fingerprint": fingerprint,
+                    "superseded_by": None,
+                    "near_duplicate_of": None,
+                    "untrusted": instruction is not None,
+                    "untrusted_pattern": f"{instruction[0]}: {instruction[1]}" if instruction else None,
+                    "upstream_ids": [doc["silver_id"]],
+                    **lineage,
+                }
+            )
+    return pl.DataFrame(rows, schema=SCHEMA)
+
+
+def document_flags(documents: pl.LazyFrame) -> pl.LazyFrame:
+    """Per silver document: which newer version supersedes it, which earlier document it near-duplicates.
+
+    ``documents`` has one row per silver_id with doc_id, updated_at and near_fingerprint.
+    """
+    latest = (
+        documents.sort("updated_at", "silver_id").group_by("doc_id").agg(pl.col("silver_id").last().alias("latest"))
+    )
+    flagged = documents.join(latest, on="doc_id").with_columns(
+        pl.when(pl.col("silver_id") != pl.col("latest")).then(pl.col("latest")).alias("superseded_by")
+    )
+    canonical = (
+        flagged.filter(pl.col("superseded_by").is_null())
+        .sort("updated_at", "doc_id", "silver_id")
+        .group_by("near_fingerprint")
+        .agg(pl.col("silver_id").first().alias("canonical"))
+    )
+    return (
+        flagged.join(canonical, on="near_fingerprint", how="left")
+        .with_columns(
+            pl.when(pl.col("superseded_by").is_null() & (pl.col("silver_id") != pl.col("canonical")))
+            .then(pl.col("canonical"))
+            .alias("near_duplicate_of")
+        )
+        .select("silver_id", *FLAG_COLUMNS)
+    )
+
+
+def promote_to_gold(source: Source, catalog: Catalog, ctx: RunContext) -> PromotionResult:
+    """Chunk silver documents gold has not seen, then re-derive the superseded / near-duplicate flags."""
+    lake = ctx.lake
+    silver_version = lake.version(silver.LAYER, source.id)
+    upstream_table = f"{silver.LAYER}/{source.id}"
+    lineage = {
+        "upstream_table": upstream_table,
+        "upstream_version": silver_version,
+        "run_id": ctx.run_id,
+        "code_version": CODE_VERSION,
+        "processed_at": ctx.now,
+    }
+    doc_columns = ["silver_id", "doc_id", "updated_at", "near_fingerprint", *FLAG_COLUMNS]
+    existing_docs = lake.read(LAYER, source.id, columns=doc_columns, schema=SCHEMA).unique("silver_id")
+    new_docs = (
+        lake.scan(silver.LAYER, source.id, version=silver_version)
+        .join(existing_docs.lazy().select("silver_id"), on="silver_id", how="anti")
+        .sort("silver_id")
+        .collect()
+        if silver_version is not None
+        else pl.DataFrame(schema=silver.SCHEMA)
+    )
+    new_chunks = chunk_documents(new_docs, source, catalog, lineage)
+
+    all_docs = pl.concat([existing_docs, new_chunks.select(doc_columns).unique("silver_id")])
+    flags = document_flags(all_docs.lazy().select("silver_id", "doc_id", "updated_at", "near_fingerprint")).collect()
+    changed_ids = existing_docs.join(flags, on="silver_id", suffix="_new").filter(
+        pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_new")) for c in FLAG_COLUMNS)
+    )["silver_id"]
+    reflagged = (
+        lake.scan(LAYER, source.id).filter(pl.col("silver_id").is_in(changed_ids.implode())).collect()
+        if not changed_ids.is_empty()
+        else pl.DataFrame(schema=SCHEMA)
+    )
+    changes = (
+        pl.concat([new_chunks, reflagged])
+        .drop(*FLAG_COLUMNS)
+        .join(flags, on="silver_id", how="left")
+        .select(SCHEMA.keys())
+    )
+    version = lake.upsert(
+        LAYER,
+        source.id,
+        changes,
+        key="chunk_id",
+        commit=ctx.commit(LAYER, source.id, CODE_VERSION, {upstream_table: silver_version}),
+    )
+    return PromotionResult(
+        layer=LAYER,
+        dataset=source.id,
+        table_uri=lake.uri(LAYER, source.id),
+        version=version,
+        rows_total=lake.read(LAYER, source.id, columns=["chunk_id"], schema=SCHEMA).height,
+        rows_written=changes.height,
+        metadata={
+            "documents_chunked_now": new_docs.height,
+            "chunks_added_now": new_chunks.height,
+            "documents_reflagged_now": changed_ids.len(),
+            "untrusted_chunks_now": int(new_chunks["untrusted"].sum()),
+            "chunk_tokens": CHUNK_TOKENS,
+            "overlap_tokens": OVERLAP_TOKENS,
+        },
+    )

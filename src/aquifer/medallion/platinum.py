@@ -1,0 +1,92 @@
+"""Platinum: certified context, the only layer served to agents.
+
+A gold chunk is certified when it is current (not superseded), canonical (not a near-duplicate), trusted (no
+instruction-like text) and fresh (its document's ``updated_at`` is within the source's freshness SLA). Dagster
+runs platinum only after every blocking check upstream passed, so a certified row also means "the checks on the
+gold version it was read from passed". Platinum is re-derived from gold on every run and only the difference is
+written: newly eligible chunks are inserted, chunks that went stale or were superseded are deleted (they remain
+in gold, with the reason visible in their flags).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from aquifer.catalog import Source
+from aquifer.medallion import gold
+from aquifer.medallion.common import LINEAGE_SCHEMA, PromotionResult, RunContext, stable_id
+
+CODE_VERSION = "platinum-1"
+LAYER = "platinum"
+
+_CARRIED = [
+    "chunk_id", "silver_id", "dataset", "doc_id", "title", "chunk_index", "chunk_count", "text", "token_count",
+    "tokenizer", "language", "updated_at", "owner", "classification", "pii_types", "pii_spans", "purposes",
+    "pii_allowed_purposes",
+]  # fmt: skip
+SCHEMA: dict[str, pl.DataType] = {
+    "platinum_id": pl.String(),
+    **{c: gold.SCHEMA[c] for c in _CARRIED},
+    "fresh_until": pl.Datetime("us", "UTC"),
+    **LINEAGE_SCHEMA,
+    "certified_at": pl.Datetime("us", "UTC"),
+}
+
+
+def certifiable(chunks: pl.LazyFrame, *, freshness: dt.timedelta, now: dt.datetime) -> pl.LazyFrame:
+    """The gold chunks that may be certified at ``now``."""
+    return chunks.filter(
+        pl.col("superseded_by").is_null()
+        & pl.col("near_duplicate_of").is_null()
+        & ~pl.col("untrusted")
+        & (pl.col("updated_at") + freshness >= now)
+    )
+
+
+def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
+    lake = ctx.lake
+    gold_version = lake.version(gold.LAYER, source.id)
+    upstream_table = f"{gold.LAYER}/{source.id}"
+    current = lake.read(LAYER, source.id, columns=["platinum_id"], schema=SCHEMA)
+    eligible = (
+        certifiable(lake.scan(gold.LAYER, source.id, version=gold_version), freshness=source.freshness, now=ctx.now)
+        if gold_version is not None
+        else pl.LazyFrame(schema=gold.SCHEMA)
+    )
+    desired = eligible.select(
+        pl.col("chunk_id").map_elements(lambda c: stable_id(LAYER, c), return_dtype=pl.String).alias("platinum_id"),
+        *_CARRIED,
+    ).collect()
+    inserts = (
+        desired.join(current, on="platinum_id", how="anti")
+        .with_columns(
+            (pl.col("updated_at") + source.freshness).alias("fresh_until"),
+            pl.concat_list(pl.col("chunk_id")).alias("upstream_ids"),
+            pl.lit(upstream_table).alias("upstream_table"),
+            pl.lit(gold_version, pl.Int64).alias("upstream_version"),
+            pl.lit(ctx.run_id).alias("run_id"),
+            pl.lit(CODE_VERSION).alias("code_version"),
+            pl.lit(ctx.now, pl.Datetime("us", "UTC")).alias("certified_at"),
+        )
+        .select(SCHEMA.keys())
+    )
+    removals = current.join(desired.select("platinum_id"), on="platinum_id", how="anti")["platinum_id"].to_list()
+    version = lake.upsert(
+        LAYER,
+        source.id,
+        inserts,
+        key="platinum_id",
+        delete_keys=removals,
+        commit=ctx.commit(LAYER, source.id, CODE_VERSION, {upstream_table: gold_version}),
+    )
+    return PromotionResult(
+        layer=LAYER,
+        dataset=source.id,
+        table_uri=lake.uri(LAYER, source.id),
+        version=version,
+        rows_total=desired.height,
+        rows_written=inserts.height + len(removals),
+        metadata={"certified_now": inserts.height, "decertified_now": len(removals)},
+    )

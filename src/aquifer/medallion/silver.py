@@ -1,0 +1,295 @@
+"""Silver: records become validated, normalised documents with PII spans; rejects go to quarantine.
+
+- Every bronze record ends in exactly one place: a silver document (``upstream_ids`` lists every bronze record
+  that collapsed into it, so exact duplicates are counted, not lost) or ``quarantine/<dataset>`` with a stable
+  reason code and a message naming the field. Conservation is exact: bronze = documents + quarantined +
+  collapsed duplicates (the silver ``conservation`` check).
+- Classification = max(catalog default, the floor of every detected PII type) (``catalog/classification.yaml``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from aquifer import pii
+from aquifer.catalog import Catalog, Classification, Source
+from aquifer.medallion import bronze
+from aquifer.medallion.common import (
+    LINEAGE_SCHEMA,
+    PII_SPAN,
+    QUARANTINE,
+    PromotionResult,
+    RunContext,
+    stable_id,
+)
+
+CODE_VERSION = "silver-1"
+LAYER = "silver"
+
+# Stable reason codes for records silver rejects (bronze parse failures keep their bronze status code).
+VALIDATION_ERRORS = {
+    "missing_field": "a required field is missing or empty",
+    "invalid_field_type": "a field has the wrong type",
+    "invalid_timestamp": "a timestamp field is not ISO 8601",
+}
+REASONS = {**bronze.PARSE_ERRORS, **VALIDATION_ERRORS}
+
+SCHEMA: dict[str, pl.DataType] = {
+    "silver_id": pl.String(),
+    "source_id": pl.String(),
+    "doc_id": pl.String(),
+    "title": pl.String(),
+    "body": pl.String(),
+    "language": pl.String(),
+    "updated_at": pl.Datetime("us", "UTC"),
+    "owner": pl.String(),
+    "classification": pl.String(),
+    "pii_types": pl.List(pl.String),
+    "pii_spans": pl.List(PII_SPAN),
+    "title_pii_spans": pl.List(PII_SPAN),
+    "detector_version": pl.String(),
+    "content_sha256": pl.String(),
+    **LINEAGE_SCHEMA,
+    "processed_at": pl.Datetime("us", "UTC"),
+}
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "record_id": pl.String(),
+    "source_id": pl.String(),
+    "uri": pl.String(),
+    "record_ordinal": pl.Int64(),
+    "reason": pl.String(),
+    "message": pl.String(),
+    "upstream_table": pl.String(),
+    "upstream_version": pl.Int64(),
+    "run_id": pl.String(),
+    "code_version": pl.String(),
+    "quarantined_at": pl.Datetime("us", "UTC"),
+}
+
+_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+class Rejected(ValueError):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    doc_id: str
+    title: str
+    body: str
+    language: str
+    updated_at: dt.datetime
+    owner: str
+
+
+def _text_field(payload: Mapping[str, Any], field: str, role: str, *, required: bool = True) -> str | None:
+    value = payload.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise Rejected("missing_field", f"field {field!r} ({role}) is missing or empty")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Rejected("invalid_field_type", f"field {field!r} ({role}) is a {type(value).__name__}, not text")
+    return str(value).strip()
+
+
+def parse_timestamp(value: str, field: str) -> dt.datetime:
+    """ISO 8601 date or datetime; naive values are taken as UTC."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Rejected("invalid_timestamp", f"field {field!r} is {value!r}, not an ISO 8601 timestamp") from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def normalise(source: Source, payload: Mapping[str, Any], uri: str) -> Normalised:
+    """Map a bronze payload onto the document schema, or raise :class:`Rejected` naming the field."""
+    fields = source.fields
+    markdown = source.format == "markdown"
+    body = _text_field(payload, fields.body, "body")
+    assert body is not None
+    doc_id = _text_field(payload, fields.id, "id", required=not markdown)
+    if doc_id is None:  # a Markdown page without an id is identified by its path
+        doc_id = uri.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    title = _text_field(payload, fields.title, "title", required=not markdown)
+    if title is None:
+        heading = _HEADING.search(body)
+        if heading is None:
+            raise Rejected(
+                "missing_field", f"field {fields.title!r} (title) is missing and the body has no '# ' heading"
+            )
+        title = heading.group(1)
+    updated_raw = _text_field(payload, fields.updated_at, "updated_at")
+    assert updated_raw is not None
+    language = _text_field(payload, fields.language or "language", "language", required=False) or "en"
+    owner = _text_field(payload, fields.owner or "owner", "owner", required=False) or source.owner.contact
+    return Normalised(
+        doc_id=doc_id,
+        title=title,
+        body=body,
+        language=language.lower(),
+        updated_at=parse_timestamp(updated_raw, fields.updated_at),
+        owner=owner,
+    )
+
+
+def classify(default: Classification, pii_types: list[str], floors: Mapping[str, Classification]) -> Classification:
+    """max(catalog default, the floor of each detected PII type)."""
+    return max([default, *(floors[t] for t in pii_types)])
+
+
+def _spans(found: list[pii.PiiSpan]) -> list[dict[str, Any]]:
+    return [{"type": s.type, "start": s.start, "end": s.end} for s in found]
+
+
+def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> PromotionResult:
+    """Validate and normalise the bronze records of ``source`` that silver has not accounted for yet."""
+    lake = ctx.lake
+    bronze_version = lake.version(bronze.LAYER, source.id)
+    existing = lake.read(LAYER, source.id, columns=["silver_id", "upstream_ids"], schema=SCHEMA)
+    quarantined = lake.read(QUARANTINE, source.id, columns=["record_id"], schema=QUARANTINE_SCHEMA)
+    accounted = pl.concat([existing.select(pl.col("upstream_ids").explode().alias("record_id")), quarantined])
+    pending = (
+        lake.scan(bronze.LAYER, source.id, version=bronze_version)
+        .select("record_id", "uri", "record_ordinal", "payload", "parse_status", "parse_error")
+        .join(accounted.lazy(), on="record_id", how="anti")
+        .sort("uri", "record_ordinal", "record_id")
+        .collect()
+        if bronze_version is not None
+        else pl.DataFrame()
+    )
+    upstream_table = f"{bronze.LAYER}/{source.id}"
+    lineage = {
+        "upstream_table": upstream_table,
+        "upstream_version": bronze_version,
+        "run_id": ctx.run_id,
+        "code_version": CODE_VERSION,
+    }
+
+    rejects: list[dict[str, Any]] = []
+    accepted: list[tuple[str, Normalised]] = []
+    for row in pending.iter_rows(named=True):
+        if row["parse_status"] != bronze.OK:
+            reason, message = row["parse_status"], row["parse_error"]
+        else:
+            try:
+                accepted.append((row["record_id"], normalise(source, json.loads(row["payload"]), row["uri"])))
+                continue
+            except Rejected as exc:
+                reason, message = exc.reason, str(exc)
+        rejects.append(
+            {
+                "record_id": row["record_id"],
+                "source_id": source.id,
+                "uri": row["uri"],
+                "record_ordinal": row["record_ordinal"],
+                "reason": reason,
+                "message": f"{row['uri']}: {message}",
+                **lineage,
+                "quarantined_at": ctx.now,
+            }
+        )
+
+    # Collapse exact duplicates: same document id, title, body and timestamp -> one silver row.
+    documents: dict[str, dict[str, Any]] = {}
+    for record_id, doc in accepted:
+        content_sha = hashlib.sha256(
+            "\x1f".join([doc.title, doc.body, doc.updated_at.isoformat()]).encode()
+        ).hexdigest()
+        silver_id = stable_id(LAYER, source.id, doc.doc_id, content_sha)
+        if silver_id in documents:
+            documents[silver_id]["upstream_ids"].append(record_id)
+            continue
+        documents[silver_id] = {
+            "silver_id": silver_id,
+            "source_id": source.id,
+            "doc_id": doc.doc_id,
+            "title": doc.title,
+            "body": doc.body,
+            "language": doc.language,
+            "updated_at": doc.updated_at,
+            "owner": doc.owner,
+            "content_sha256": content_sha,
+            "upstream_ids": [record_id],
+        }
+
+    docs = list(documents.values())
+    body_spans = pii.detect_many([d["body"] for d in docs])
+    title_spans = pii.detect_many([d["title"] for d in docs])
+    floors = catalog.vocabulary.pii_floor
+    for row, in_body, in_title in zip(docs, body_spans, title_spans, strict=True):
+        types = sorted({s.type for s in in_body} | {s.type for s in in_title})
+        row.update(
+            pii_types=types,
+            pii_spans=_spans(in_body),
+            title_pii_spans=_spans(in_title),
+            detector_version=pii.DETECTOR_VERSION,
+            classification=classify(source.classification, types, floors).value,
+            **lineage,
+            processed_at=ctx.now,
+        )
+    new_docs = pl.DataFrame(docs, schema=SCHEMA)
+
+    # A duplicate of a document silver already holds extends that row's upstream_ids instead of adding a row.
+    overlap = new_docs.join(existing, on="silver_id", how="inner", suffix="_old")
+    merged_existing = (
+        lake.read(LAYER, source.id, schema=SCHEMA)
+        .filter(pl.col("silver_id").is_in(overlap["silver_id"].implode()))
+        .join(overlap.select("silver_id", pl.col("upstream_ids").alias("added")), on="silver_id")
+        .with_columns(
+            pl.concat_list("upstream_ids", "added").list.unique().list.sort().alias("upstream_ids"),
+            pl.lit(bronze_version, pl.Int64).alias("upstream_version"),
+            pl.lit(ctx.run_id).alias("run_id"),
+        )
+        .drop("added")
+        if not overlap.is_empty()
+        else pl.DataFrame(schema=SCHEMA)
+    )
+    changes = pl.concat(
+        [
+            new_docs.filter(~pl.col("silver_id").is_in(existing["silver_id"].implode())).with_columns(
+                pl.col("upstream_ids").list.sort()
+            ),
+            merged_existing.select(SCHEMA.keys()),
+        ]
+    )
+    upstream = {upstream_table: bronze_version}
+    version = lake.upsert(
+        LAYER,
+        source.id,
+        changes,
+        key="silver_id",
+        commit=ctx.commit(LAYER, source.id, CODE_VERSION, upstream),
+    )
+    quarantine = pl.DataFrame(rejects, schema=QUARANTINE_SCHEMA)
+    lake.append(QUARANTINE, source.id, quarantine, commit=ctx.commit(QUARANTINE, source.id, CODE_VERSION, upstream))
+
+    reasons = quarantine.group_by("reason").len().sort("reason").rows()
+    total = existing.height + changes.height - merged_existing.height
+    return PromotionResult(
+        layer=LAYER,
+        dataset=source.id,
+        table_uri=lake.uri(LAYER, source.id),
+        version=version,
+        rows_total=total,
+        rows_written=changes.height,
+        metadata={
+            "records_read": pending.height,
+            "quarantined_now": quarantine.height,
+            "quarantined_now_by_reason": dict(reasons),
+            "duplicates_collapsed_now": len(accepted) - len(documents) + overlap.height,
+            "pii_documents_now": sum(1 for row in docs if row["pii_types"]),
+        },
+    )

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from aquifer.catalog import Catalog, Classification
+from aquifer.medallion import bronze, checks, silver
+from aquifer.medallion.common import RunContext
+
+CASE = {
+    "case_id": "c-1",
+    "subject": "Leave request",
+    "note": "Discussed leave.",
+    "updated_at": "2026-11-01T09:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "field"),
+    [
+        ({"note": None}, "missing_field", "note"),
+        ({"note": "   "}, "missing_field", "note"),
+        ({"case_id": None}, "missing_field", "case_id"),
+        ({"subject": ["a"]}, "invalid_field_type", "subject"),
+        ({"updated_at": "next tuesday"}, "invalid_timestamp", "updated_at"),
+    ],
+)
+def test_normalise_rejects_with_reason_and_field(
+    catalog: Catalog, change: dict[str, Any], reason: str, field: str
+) -> None:
+    with pytest.raises(silver.Rejected) as excinfo:
+        silver.normalise(catalog.source("hr_case_notes"), {**CASE, **change}, "hr_case_notes/a.jsonl")
+    assert excinfo.value.reason == reason
+    assert repr(field) in str(excinfo.value)
+
+
+def test_normalise_maps_catalog_fields(catalog: Catalog) -> None:
+    doc = silver.normalise(catalog.source("hr_case_notes"), CASE, "hr_case_notes/a.jsonl")
+    assert (doc.doc_id, doc.title, doc.body) == ("c-1", "Leave request", "Discussed leave.")
+    assert doc.updated_at == dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
+    assert doc.owner == "hr-cases@tidewater.example"  # catalog owner when the record names none
+    assert doc.language == "en"
+
+
+def test_markdown_without_id_or_title_falls_back_to_path_and_heading(catalog: Catalog) -> None:
+    payload = {"updated_at": "2026-11-01", "body": "Intro\n\n# Getting started\n\ntext"}
+    doc = silver.normalise(catalog.source("product_docs"), payload, "product_docs/guides/getting-started.md")
+    assert (doc.doc_id, doc.title) == ("getting-started", "Getting started")
+    assert doc.updated_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("default", "types", "expected"),
+    [
+        (Classification.INTERNAL, [], Classification.INTERNAL),
+        (Classification.INTERNAL, ["email", "phone"], Classification.INTERNAL),
+        (Classification.INTERNAL, ["email", "national_id"], Classification.CONFIDENTIAL),
+        (Classification.PUBLIC, ["person"], Classification.INTERNAL),
+        (Classification.RESTRICTED, ["credit_card"], Classification.RESTRICTED),
+    ],
+)
+def test_classification_is_max_of_default_and_pii_floor(
+    catalog: Catalog, default: Classification, types: list[str], expected: Classification
+) -> None:
+    assert silver.classify(default, types, catalog.vocabulary.pii_floor) is expected
+
+
+def _jsonl(landing: Path, name: str, *lines: str) -> None:
+    path = landing / "hr_case_notes" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_silver_accounts_for_every_bronze_record(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    good = '{"case_id": "c-1", "subject": "Leave", "note": "Mail jane@example.com", "updated_at": "2026-11-01"}'
+    other = '{"case_id": "c-2", "subject": "Move", "note": "Relocation", "updated_at": "2026-11-02"}'
+    _jsonl(
+        landing,
+        "a.jsonl",
+        good,
+        other,
+        '{"case_id": "c-3", "note": "x", "updated_at": "2026-11-01"}',
+        "{trunc",
+    )
+    _jsonl(landing, "b.jsonl", good)  # exact duplicate in another file
+    source = catalog.source("hr_case_notes")
+    bronze.promote_to_bronze(source, landing, ctx)
+    result = silver.promote_to_silver(source, catalog, ctx)
+
+    docs = ctx.lake.read("silver", source.id).sort("doc_id")
+    assert docs["doc_id"].to_list() == ["c-1", "c-2"]
+    assert docs["upstream_ids"].list.len().to_list() == [2, 1]
+    quarantine = ctx.lake.read("quarantine", source.id).sort("reason")
+    assert quarantine["reason"].to_list() == ["invalid_json", "missing_field"]
+    assert all(m.startswith("hr_case_notes/a.jsonl: ") for m in quarantine["message"])
+    outcome = checks.conservation(ctx.lake, source.id)
+    assert outcome.passed, outcome.description
+    assert outcome.metadata == {
+        "bronze_records": 5,
+        "silver_documents": 2,
+        "quarantined": 2,
+        "collapsed_duplicates": 1,
+    }
+    assert result.metadata["duplicates_collapsed_now"] == 1
+
+    first = docs.filter(pl.col("doc_id") == "c-1").row(0, named=True)
+    assert first["classification"] == "confidential"  # the catalog default wins over the email floor
+    assert first["upstream_table"] == "bronze/hr_case_notes" and first["upstream_version"] == 0
+    assert first["run_id"] == "run-1" and first["code_version"] == silver.CODE_VERSION
+
+    # a later duplicate extends the existing document instead of adding one; a rerun writes nothing
+    _jsonl(landing, "c.jsonl", good)
+    bronze.promote_to_bronze(source, landing, ctx)
+    silver.promote_to_silver(source, catalog, ctx)
+    docs = ctx.lake.read("silver", source.id).sort("doc_id")
+    assert docs["upstream_ids"].list.len().to_list() == [3, 1]
+    assert checks.conservation(ctx.lake, source.id).passed
+    version = ctx.lake.version("silver", source.id)
+    silver.promote_to_silver(source, catalog, ctx)
+    assert ctx.lake.version("silver", source.id) == version
+
+
+def test_conservation_fails_when_a_record_is_lost(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    _jsonl(landing, "a.jsonl", '{"case_id": "c-1", "subject": "s", "note": "n", "updated_at": "2026-11-01"}')
+    source = catalog.source("hr_case_notes")
+    bronze.promote_to_bronze(source, landing, ctx)
+    _jsonl(landing, "b.jsonl", '{"case_id": "c-2", "subject": "s", "note": "n", "updated_at": "2026-11-01"}')
+    silver.promote_to_silver(source, catalog, ctx)
+    bronze.promote_to_bronze(source, landing, ctx)  # bronze grew after silver ran
+    outcome = checks.conservation(ctx.lake, source.id)
+    assert not outcome.passed
+    assert "1 bronze records are unaccounted for" in outcome.description
