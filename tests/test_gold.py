@@ -61,8 +61,8 @@ def test_document_flags_mark_superseded_and_near_duplicates() -> None:
     flags = {r["silver_id"]: r for r in gold.document_flags(docs).collect().iter_rows(named=True)}
     assert flags["s-old"]["superseded_by"] == "s-new"
     assert flags["s-new"]["superseded_by"] is None
-    assert flags["s-copy"]["near_duplicate_of"] == "s-orig"
-    assert flags["s-orig"]["near_duplicate_of"] is None
+    assert flags["s-orig"]["near_duplicate_of"] == "s-copy"  # the freshest copy is kept
+    assert flags["s-copy"]["near_duplicate_of"] is None
     assert flags["s-other"] == {"silver_id": "s-other", "superseded_by": None, "near_duplicate_of": None}
 
 

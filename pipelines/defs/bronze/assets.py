@@ -18,7 +18,7 @@ def bronze_asset(source: Source) -> dg.AssetsDefinition:
         metadata=asset_metadata(source),
     )
     def _bronze(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        result = promote_to_bronze(source, aquifer.landing_dir, aquifer.run_context(context.run_id))
+        result = promote_to_bronze(source, aquifer.landing_dir, aquifer.run_context(context.run.run_id))
         return materialize_result(result)
 
     return _bronze

@@ -20,7 +20,7 @@ def gold_asset(source: Source) -> dg.AssetsDefinition:
         metadata=asset_metadata(source),
     )
     def _gold(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        return materialize_result(promote_to_gold(source, aquifer.catalog(), aquifer.run_context(context.run_id)))
+        return materialize_result(promote_to_gold(source, aquifer.catalog(), aquifer.run_context(context.run.run_id)))
 
     return _gold
 

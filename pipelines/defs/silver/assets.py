@@ -21,7 +21,7 @@ def silver_asset(source: Source) -> dg.AssetsDefinition:
         metadata=asset_metadata(source),
     )
     def _silver(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        ctx = aquifer.run_context(context.run_id)
+        ctx = aquifer.run_context(context.run.run_id)
         result = promote_to_silver(source, aquifer.catalog(), ctx)
         quarantine = ctx.lake.read(QUARANTINE, source.id, columns=["reason"], schema=QUARANTINE_SCHEMA)
         by_reason = dict(quarantine.group_by("reason").len().sort("reason").rows())

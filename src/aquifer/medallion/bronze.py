@@ -124,7 +124,7 @@ def _jsonl_records(data: bytes) -> Iterator[Record]:
         if not line.strip():
             continue  # blank separator lines are not records
         try:
-            value = json.loads(line)
+            value = json.loads(line.decode("utf-8"))  # decode first: json.loads(bytes) guesses UTF-16/32 from BOMs
         except UnicodeDecodeError as exc:
             yield _failed(line, "invalid_utf8", f"line {number}, byte {exc.start}", number)
             continue

@@ -9,8 +9,8 @@ quarter when there is one, so chunks rarely stop mid-sentence. Documents of <= 2
 
 Flags (all kept in gold for traceability; platinum certifies only clean chunks):
 - ``superseded_by``: a newer document with the same id exists (latest ``updated_at`` wins).
-- ``near_duplicate_of``: a current document whose casefolded alphanumeric text (digits kept) equals an
-  earlier one's. This catches re-published copies differing in whitespace, case, punctuation or quotes; it does
+- ``near_duplicate_of``: a current document whose casefolded alphanumeric text (digits kept) equals that of a
+  more recently updated one (the freshest copy is kept). This catches re-published copies differing in whitespace, case, punctuation or quotes; it does
   not catch reworded copies.
 - ``untrusted``: the chunk holds instruction-like text (:mod:`aquifer.injection`), with the matched pattern.
 """
@@ -166,9 +166,10 @@ def document_flags(documents: pl.LazyFrame) -> pl.LazyFrame:
     flagged = documents.join(latest, on="doc_id").with_columns(
         pl.when(pl.col("silver_id") != pl.col("latest")).then(pl.col("latest")).alias("superseded_by")
     )
+    # Of near-identical current documents the most recently updated copy is kept: it stays fresh the longest.
     canonical = (
         flagged.filter(pl.col("superseded_by").is_null())
-        .sort("updated_at", "doc_id", "silver_id")
+        .sort(["updated_at", "doc_id", "silver_id"], descending=[True, False, False])
         .group_by("near_fingerprint")
         .agg(pl.col("silver_id").first().alias("canonical"))
     )
