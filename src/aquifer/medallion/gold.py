@@ -10,8 +10,8 @@ quarter when there is one, so chunks rarely stop mid-sentence. Documents of <= 2
 Flags (all kept in gold for traceability; platinum certifies only clean chunks):
 - ``superseded_by``: a newer document with the same id exists (latest ``updated_at`` wins).
 - ``near_duplicate_of``: a current document whose casefolded alphanumeric text (digits kept) equals that of a
-  more recently updated one (the freshest copy is kept). This catches re-published copies differing in whitespace, case, punctuation or quotes; it does
-  not catch reworded copies.
+  more recently updated one (the freshest copy is kept). This catches re-published copies differing in
+  whitespace, case, punctuation or quotes; it does not catch reworded copies.
 - ``untrusted``: the chunk holds instruction-like text (:mod:`aquifer.injection`), with the matched pattern.
 """
 
