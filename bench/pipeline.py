@@ -69,11 +69,9 @@ def bare_pass(landing: Path, out: Path) -> tuple[float, int]:
 
 
 def run_pipeline(executor: str) -> dict[str, Any]:
-    import dagster as dg
+    from aquifer.runs import dagster_instance, materialize
 
-    from aquifer.runs import materialize
-
-    instance = dg.DagsterInstance.get()
+    instance = dagster_instance()
     start = time.perf_counter()
     summary = materialize(executor=executor, instance=instance)  # type: ignore[arg-type]
     seconds = time.perf_counter() - start

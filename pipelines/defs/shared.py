@@ -1,11 +1,13 @@
 """Helpers every layer's assets and checks share: catalog-derived owners, tags and metadata, result shaping."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
 from aquifer.catalog import Source
+from aquifer.lake import Lake
 from aquifer.medallion.checks import CheckOutcome
 from aquifer.medallion.common import PromotionResult
 from pipelines.defs.resources import AquiferResource
@@ -44,24 +46,58 @@ def materialize_result(result: PromotionResult, extra: dict[str, Any] | None = N
     )
 
 
-def blocking_check(
+@dataclass(frozen=True)
+class Gate:
+    """A blocking quality gate on one asset: it runs right after the write and, when it fails, stops promotion
+    downstream and says why in the UI."""
+
+    name: str
+    description: str
+    evaluate: Callable[[Lake], CheckOutcome]
+
+
+def _check_result(gate: Gate, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=gate.name,
+        passed=outcome.passed,
+        description=outcome.description,
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in outcome.metadata.items()
+        },
+    )
+
+
+def layer_asset(
     layer: str,
     source: Source,
-    name: str,
+    *,
+    upstream: str | None,
     description: str,
-    evaluate: Callable[[AquiferResource], CheckOutcome],
-) -> dg.AssetChecksDefinition:
-    """A check that stops promotion downstream when it fails, and says why in the UI."""
+    code_version: str,
+    promote: Callable[[AquiferResource, str], PromotionResult],
+    gates: Sequence[Gate],
+    extra_metadata: Callable[[AquiferResource], dict[str, Any]] | None = None,
+) -> dg.AssetsDefinition:
+    """The one shape every layer's asset has: promote, attach metadata, evaluate the layer's gates."""
+    key = dg.AssetKey([layer, source.id])
 
-    @dg.asset_check(asset=dg.AssetKey([layer, source.id]), name=name, description=description, blocking=True)
-    def _check(aquifer: AquiferResource) -> dg.AssetCheckResult:
-        outcome = evaluate(aquifer)
-        return dg.AssetCheckResult(
-            passed=outcome.passed,
-            description=outcome.description,
-            metadata={
-                k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in outcome.metadata.items()
-            },
-        )
+    @dg.asset(
+        key=key,
+        group_name=layer,
+        deps=[dg.AssetKey([upstream, source.id])] if upstream else None,
+        description=description,
+        owners=owners(source),
+        tags=tags(source),
+        kinds={"polars", "delta"},
+        code_version=code_version,
+        metadata=asset_metadata(source),
+        check_specs=[dg.AssetCheckSpec(g.name, asset=key, description=g.description, blocking=True) for g in gates],
+    )
+    def _asset(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:
+        result = promote(aquifer, context.run.run_id)
+        lake = aquifer.lake()
+        checks = [_check_result(gate, gate.evaluate(lake)) for gate in gates]
+        materialized = materialize_result(result, extra_metadata(aquifer) if extra_metadata else None)
+        return dg.MaterializeResult(metadata=materialized.metadata, check_results=checks)
 
-    return _check
+    return _asset

@@ -7,6 +7,7 @@ started from the CLI shows in the UI with its asset checks and metadata.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -64,11 +65,10 @@ def materialize(
     executor: Executor = "in_process",
     instance: dg.DagsterInstance | None = None,
 ) -> RunSummary:
-    from pipelines.definitions import (  # the code location imports the catalog: load lazily
-        all_assets_job,
-        defs,
-    )
+    # the code location loads the catalog and Dagster: import it only when a run is asked for
+    from pipelines.definitions import all_assets_job, defs, multiprocess_job
 
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # Dagster's own internals, not actionable here
     instance = instance or dagster_instance()
     job = all_assets_job()
     keys = resolve_selection(select, list(defs.resolve_all_asset_keys()))
@@ -78,7 +78,7 @@ def materialize(
             run_config=_QUIET, instance=instance, asset_selection=keys, raise_on_error=False
         )
     else:
-        result = dg.execute_job(dg.reconstructable(all_assets_job), instance, run_config=_QUIET, asset_selection=keys)
+        result = dg.execute_job(dg.reconstructable(multiprocess_job), instance, run_config=_QUIET, asset_selection=keys)
     return summarise(result, instance)
 
 

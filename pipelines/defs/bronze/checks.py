@@ -1,19 +1,13 @@
-import dagster as dg
-
-from aquifer.catalog import Catalog, Source
+from aquifer.catalog import Source
 from aquifer.medallion import bronze, checks
-from pipelines.defs.shared import blocking_check
+from pipelines.defs.shared import Gate
 
 
-def _for(source: Source) -> list[dg.AssetChecksDefinition]:
-    layer = bronze.LAYER
+def gates(source: Source) -> list[Gate]:
     return [
-        blocking_check(
-            layer, source, "schema", "The bronze table has exactly the bronze columns and types.",
-            lambda r: checks.schema_matches(r.lake(), layer, source.id, bronze.SCHEMA),
+        Gate(
+            "schema",
+            "The bronze table has exactly the bronze columns and types.",
+            lambda lake: checks.schema_matches(lake, bronze.LAYER, source.id, bronze.SCHEMA),
         ),
-    ]  # fmt: skip
-
-
-def build(catalog: Catalog) -> list[dg.AssetChecksDefinition]:
-    return [check for source in catalog for check in _for(source)]
+    ]

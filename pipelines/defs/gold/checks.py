@@ -1,23 +1,18 @@
-import dagster as dg
-
-from aquifer.catalog import Catalog, Source
+from aquifer.catalog import Source
 from aquifer.medallion import checks, gold
-from pipelines.defs.shared import blocking_check
+from pipelines.defs.shared import Gate
 
 
-def _for(source: Source) -> list[dg.AssetChecksDefinition]:
-    layer = gold.LAYER
+def gates(source: Source) -> list[Gate]:
     return [
-        blocking_check(
-            layer, source, "schema", "The gold table has exactly the gold columns and types.",
-            lambda r: checks.schema_matches(r.lake(), layer, source.id, gold.SCHEMA),
+        Gate(
+            "schema",
+            "The gold table has exactly the gold columns and types.",
+            lambda lake: checks.schema_matches(lake, gold.LAYER, source.id, gold.SCHEMA),
         ),
-        blocking_check(
-            layer, source, "chunk_size", f"Every chunk is non-empty and at most {gold.CHUNK_TOKENS} tokens.",
-            lambda r: checks.chunk_sizes(r.lake(), source.id),
+        Gate(
+            "chunk_size",
+            f"Every chunk is non-empty and at most {gold.CHUNK_TOKENS} tokens.",
+            lambda lake: checks.chunk_sizes(lake, source.id),
         ),
-    ]  # fmt: skip
-
-
-def build(catalog: Catalog) -> list[dg.AssetChecksDefinition]:
-    return [check for source in catalog for check in _for(source)]
+    ]

@@ -226,8 +226,9 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
         }
 
     docs = list(documents.values())
-    body_spans = pii.detect_many([d["body"] for d in docs])
-    title_spans = pii.detect_many([d["title"] for d in docs])
+    # Guarded: loading the recognizers costs seconds, and a run with nothing new should cost nothing.
+    body_spans = pii.detect_many([d["body"] for d in docs]) if docs else []
+    title_spans = pii.detect_many([d["title"] for d in docs]) if docs else []
     floors = catalog.vocabulary.pii_floor
     for row, in_body, in_title in zip(docs, body_spans, title_spans, strict=True):
         types = sorted({s.type for s in in_body} | {s.type for s in in_title})
