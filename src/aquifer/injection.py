@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
+
 PATTERNS: dict[str, str] = {
     "ignore_instructions": r"\b(?:ignore|disregard|forget|override)\s+(?:(?:all|any|the|your|of|my)\s+){0,3}"
     r"(?:previous|prior|above|earlier|preceding|original|system)\s+(?:instructions?|prompts?|directives|rules)\b",
@@ -34,3 +36,19 @@ def find_instruction(text: str) -> tuple[str, str] | None:
         if match:
             return name, match.group(0)
     return None
+
+
+def instruction_match(text: pl.Expr) -> pl.Expr:
+    """Vectorised :func:`find_instruction` for polars: ``"<pattern>: <matched text>"`` or null.
+
+    Same patterns, evaluated by polars' Rust regex engine (the syntax used here means the same in both).
+    """
+    result = pl.lit(None, pl.String)
+    for name, pattern in reversed(PATTERNS.items()):  # the first pattern in PATTERNS wins, as in find_instruction
+        flagged = f"(?i){pattern}"
+        result = (
+            pl.when(text.str.contains(flagged))
+            .then(pl.lit(f"{name}: ") + text.str.extract(flagged, 0))
+            .otherwise(result)
+        )
+    return result

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from aquifer.catalog import Catalog, Classification, Source
-from aquifer.injection import find_instruction
+from aquifer.injection import instruction_match
 from aquifer.medallion import silver
 from aquifer.medallion.common import LINEAGE_SCHEMA, PII_SPAN, PromotionResult, RunContext, stable_id
 from aquifer.tokenizer import EMBEDDING_MODEL, get_tokenizer
@@ -103,56 +103,67 @@ def _chunk_pii(spans: list[dict[str, Any]], start: int, end: int) -> list[dict[s
 
 
 def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineage: dict[str, Any]) -> pl.DataFrame:
-    """Chunk silver documents into gold rows (flags unset)."""
+    """Chunk silver documents into gold rows (flags unset).
+
+    The per-chunk work that needs Python (window boundaries, PII span clipping) fills plain column lists; the
+    rest (constant columns, instruction screening) is done by polars on whole columns.
+    """
     if docs.is_empty():
         return pl.DataFrame(schema=SCHEMA)
     encodings = get_tokenizer().encode_batch(docs["body"].to_list(), add_special_tokens=False)
-    floors = catalog.vocabulary.pii_floor
-    rows: list[dict[str, Any]] = []
-    for doc, encoding in zip(docs.iter_rows(named=True), encodings, strict=True):
-        body: str = doc["body"]
+    rank = {c.value: c.rank for c in Classification}
+    levels = [c.value for c in Classification]
+    floors = {t: c.rank for t, c in catalog.vocabulary.pii_floor.items()}
+    default_rank = rank[source.classification.value]
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in ("row", "chunk_id", "chunk_index", "chunk_count", "text", "char_start", "char_end",
+                     "token_count", "classification", "pii_types", "pii_spans", "near_fingerprint")
+    }  # fmt: skip
+    rows = docs.select("silver_id", "title", "body", "pii_spans", "title_pii_spans").iter_rows()
+    for row, ((silver_id, title, body, spans, title_spans), encoding) in enumerate(zip(rows, encodings, strict=True)):
         windows = chunk_spans(body, encoding.offsets)
-        fingerprint = near_fingerprint(doc["title"], body)
-        title_types = {s["type"] for s in doc["title_pii_spans"]}
+        fingerprint = near_fingerprint(title, body)
+        title_types = {s["type"] for s in title_spans}
         for index, (start, end, tokens) in enumerate(windows):
-            text = body[start:end]
-            chunk_pii = _chunk_pii(doc["pii_spans"], start, end)
+            chunk_pii = _chunk_pii(spans, start, end) if spans else []
             types = sorted({s["type"] for s in chunk_pii} | title_types)
-            classification = max([source.classification, *(floors[t] for t in types)])
-            instruction = find_instruction(text)
-            rows.append(
-                {
-                    "chunk_id": stable_id(LAYER, doc["silver_id"], index, CODE_VERSION),
-                    "silver_id": doc["silver_id"],
-                    "source_id": source.id,
-                    "dataset": source.id,
-                    "doc_id": doc["doc_id"],
-                    "title": doc["title"],
-                    "chunk_index": index,
-                    "chunk_count": len(windows),
-                    "text": text,
-                    "char_start": start,
-                    "char_end": end,
-                    "token_count": tokens,
-                    "tokenizer": EMBEDDING_MODEL,
-                    "language": doc["language"],
-                    "updated_at": doc["updated_at"],
-                    "owner": doc["owner"],
-                    "classification": Classification(classification).value,
-                    "pii_types": types,
-                    "pii_spans": chunk_pii,
-                    "purposes": list(source.allowed_purposes),
-                    "pii_allowed_purposes": list(source.pii.allowed_purposes),
-                    "near_fingerprint": fingerprint,
-                    "superseded_by": None,
-                    "near_duplicate_of": None,
-                    "untrusted": instruction is not None,
-                    "untrusted_pattern": f"{instruction[0]}: {instruction[1]}" if instruction else None,
-                    "upstream_ids": [doc["silver_id"]],
-                    **lineage,
-                }
-            )
-    return pl.DataFrame(rows, schema=SCHEMA)
+            columns["row"].append(row)
+            columns["chunk_id"].append(stable_id(LAYER, silver_id, index, CODE_VERSION))
+            columns["chunk_index"].append(index)
+            columns["chunk_count"].append(len(windows))
+            columns["text"].append(body[start:end])
+            columns["char_start"].append(start)
+            columns["char_end"].append(end)
+            columns["token_count"].append(tokens)
+            columns["classification"].append(levels[max([default_rank, *(floors[t] for t in types)])])
+            columns["pii_types"].append(types)
+            columns["pii_spans"].append(chunk_pii)
+            columns["near_fingerprint"].append(fingerprint)
+    chunks = pl.DataFrame(
+        columns,
+        schema={
+            "row": pl.UInt32, **{c: SCHEMA[c] for c in columns if c != "row"},
+        },
+    )  # fmt: skip
+    doc_columns = docs.select("silver_id", "doc_id", "title", "language", "updated_at", "owner").with_row_index("row")
+    return (
+        chunks.join(doc_columns, on="row", how="left")
+        .with_columns(
+            pl.lit(source.id).alias("source_id"),
+            pl.lit(source.id).alias("dataset"),
+            pl.lit(EMBEDDING_MODEL).alias("tokenizer"),
+            pl.lit(list(source.allowed_purposes), pl.List(pl.String)).alias("purposes"),
+            pl.lit(list(source.pii.allowed_purposes), pl.List(pl.String)).alias("pii_allowed_purposes"),
+            pl.lit(None, pl.String).alias("superseded_by"),
+            pl.lit(None, pl.String).alias("near_duplicate_of"),
+            instruction_match(pl.col("text")).alias("untrusted_pattern"),
+            pl.concat_list(pl.col("silver_id")).alias("upstream_ids"),
+            *(pl.lit(value, SCHEMA[name]).alias(name) for name, value in lineage.items()),
+        )
+        .with_columns(pl.col("untrusted_pattern").is_not_null().alias("untrusted"))
+        .select(SCHEMA.keys())
+    )
 
 
 def document_flags(documents: pl.LazyFrame) -> pl.LazyFrame:
