@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(width=160) if not sys.stdout.isatty() else Console()
 err = Console(stderr=True)
 
 
@@ -105,18 +105,20 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return
-    table = Table("layer", "dataset", "rows", "version", "last run", "quarantine by reason", "path")
-    for row in rows:
+    table = Table("dataset", "layer", "rows", "version", "last run", "last commit (UTC)", "quarantined by reason")
+    for row in sorted(rows, key=lambda r: r["dataset"]):
         reasons = ", ".join(f"{k}={v}" for k, v in row.get("quarantined_by_reason", {}).items())
+        exists = row["exists"]
         table.add_row(
-            row["layer"],
             row["dataset"],
-            str(row["rows"]) if row["exists"] else "-",
-            str(row["delta_version"]) if row["exists"] else "-",
+            row["layer"],
+            str(row["rows"]) if exists else "-",
+            str(row["delta_version"]) if exists else "-",
             (row["last_run_id"] or "-")[:8],
+            (row["last_commit_at"] or "-")[:19],
             reasons,
-            row["path"],
         )
+    console.print(f"lake: {settings.lake_root}  (tables at <lake>/<layer>/<dataset>)")
     console.print(table)
 
 

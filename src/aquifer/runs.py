@@ -65,10 +65,10 @@ def materialize(
     executor: Executor = "in_process",
     instance: dg.DagsterInstance | None = None,
 ) -> RunSummary:
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # raised by Dagster's own internals, not actionable
     # the code location loads the catalog and Dagster: import it only when a run is asked for
     from pipelines.definitions import all_assets_job, defs, multiprocess_job
 
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # Dagster's own internals, not actionable here
     instance = instance or dagster_instance()
     job = all_assets_job()
     keys = resolve_selection(select, list(defs.resolve_all_asset_keys()))
