@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
 from aquifer.catalog import Source
 from aquifer.lake import Lake
+from aquifer.medallion import checks
 from aquifer.medallion.checks import CheckOutcome
 from aquifer.medallion.common import PromotionResult
 from pipelines.defs.resources import AquiferResource
@@ -54,6 +56,15 @@ class Gate:
     name: str
     description: str
     evaluate: Callable[[Lake], CheckOutcome]
+
+
+def schema_gate(layer: str, source: Source, schema: dict[str, pl.DataType]) -> Gate:
+    """Every layer's first gate: the table has exactly the layer's columns and types."""
+    return Gate(
+        "schema",
+        f"The {layer} table has exactly the {layer} columns and types.",
+        lambda lake: checks.schema_matches(lake, layer, source.id, schema),
+    )
 
 
 def _check_result(gate: Gate, outcome: CheckOutcome) -> dg.AssetCheckResult:

@@ -1,13 +1,9 @@
 from aquifer.catalog import Source
-from aquifer.medallion import bronze, checks
-from pipelines.defs.shared import Gate
+from aquifer.medallion import bronze
+from pipelines.defs.shared import Gate, schema_gate
 
 
 def gates(source: Source) -> list[Gate]:
     return [
-        Gate(
-            "schema",
-            "The bronze table has exactly the bronze columns and types.",
-            lambda lake: checks.schema_matches(lake, bronze.LAYER, source.id, bronze.SCHEMA),
-        ),
+        schema_gate(bronze.LAYER, source, bronze.SCHEMA),
     ]

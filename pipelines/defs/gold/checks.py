@@ -1,15 +1,11 @@
 from aquifer.catalog import Source
 from aquifer.medallion import checks, gold
-from pipelines.defs.shared import Gate
+from pipelines.defs.shared import Gate, schema_gate
 
 
 def gates(source: Source) -> list[Gate]:
     return [
-        Gate(
-            "schema",
-            "The gold table has exactly the gold columns and types.",
-            lambda lake: checks.schema_matches(lake, gold.LAYER, source.id, gold.SCHEMA),
-        ),
+        schema_gate(gold.LAYER, source, gold.SCHEMA),
         Gate(
             "chunk_size",
             f"Every chunk is non-empty and at most {gold.CHUNK_TOKENS} tokens.",

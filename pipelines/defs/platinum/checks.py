@@ -1,16 +1,12 @@
 from aquifer.catalog import Source
 from aquifer.medallion import checks, platinum
 from aquifer.medallion.common import utcnow
-from pipelines.defs.shared import Gate
+from pipelines.defs.shared import Gate, schema_gate
 
 
 def gates(source: Source) -> list[Gate]:
     return [
-        Gate(
-            "schema",
-            "The platinum table has exactly the platinum columns and types.",
-            lambda lake: checks.schema_matches(lake, platinum.LAYER, source.id, platinum.SCHEMA),
-        ),
+        schema_gate(platinum.LAYER, source, platinum.SCHEMA),
         Gate(
             "certified_only",
             "Every served row is current, canonical, trusted and fresh in gold.",

@@ -1,16 +1,12 @@
 from aquifer.catalog import Source
 from aquifer.medallion import checks, silver
 from aquifer.medallion.common import utcnow
-from pipelines.defs.shared import Gate
+from pipelines.defs.shared import Gate, schema_gate
 
 
 def gates(source: Source) -> list[Gate]:
     return [
-        Gate(
-            "schema",
-            "The silver table has exactly the silver columns and types.",
-            lambda lake: checks.schema_matches(lake, silver.LAYER, source.id, silver.SCHEMA),
-        ),
+        schema_gate(silver.LAYER, source, silver.SCHEMA),
         Gate(
             "conservation",
             "Every bronze record is a silver document, a quarantined record or a collapsed duplicate - exactly.",
