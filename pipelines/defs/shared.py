@@ -34,18 +34,17 @@ def asset_metadata(source: Source) -> dict[str, Any]:
     }
 
 
-def materialize_result(result: PromotionResult, extra: dict[str, Any] | None = None) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.rows_total,
-            "dagster/uri": result.table_uri,
-            "table_path": dg.MetadataValue.path(result.table_uri),
-            "delta_version": result.version if result.version is not None else -1,
-            "rows_written": result.rows_written,
-            **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in result.metadata.items()},
-            **(extra or {}),
-        }
-    )
+def result_metadata(result: PromotionResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Materialization metadata: row count, table path, Delta version, what this run wrote."""
+    return {
+        "dagster/row_count": result.rows_total,
+        "dagster/uri": result.table_uri,
+        "table_path": dg.MetadataValue.path(result.table_uri),
+        "delta_version": result.version if result.version is not None else -1,
+        "rows_written": result.rows_written,
+        **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in result.metadata.items()},
+        **(extra or {}),
+    }
 
 
 @dataclass(frozen=True)
@@ -104,11 +103,12 @@ def layer_asset(
         metadata=asset_metadata(source),
         check_specs=[dg.AssetCheckSpec(g.name, asset=key, description=g.description, blocking=True) for g in gates],
     )
-    def _asset(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
         result = promote(aquifer, context.run.run_id)
         lake = aquifer.lake()
-        checks = [_check_result(gate, gate.evaluate(lake)) for gate in gates]
-        materialized = materialize_result(result, extra_metadata(aquifer) if extra_metadata else None)
-        return dg.MaterializeResult(metadata=materialized.metadata, check_results=checks)
+        return dg.MaterializeResult(
+            metadata=result_metadata(result, extra_metadata(aquifer) if extra_metadata else None),
+            check_results=[_check_result(gate, gate.evaluate(lake)) for gate in gates],
+        )
 
     return _asset
