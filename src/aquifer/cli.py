@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import sys
 from typing import Annotated
@@ -38,7 +39,7 @@ def sample(
         float | None,
         typer.Option(help="Add new files holding this fraction of the current records (e.g. 0.01)."),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Write into a landing zone that already has files.")] = False,
+    label: Annotated[str | None, typer.Option(help="Folder name for an increment (default: the next inc<N>).")] = None,
 ) -> None:
     """Generate the sample landing zone of the fictional company Tidewater."""
     from aquifer import sample as generator
@@ -48,15 +49,18 @@ def sample(
         as_of_date = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
-    if increment is not None:
-        if not 0 < increment <= 1:
-            raise _fail("--increment must be in (0, 1]")
-        added = generator.generate_increment(landing, fraction=increment, seed=seed, as_of=as_of_date)
-        console.print(f"added {added['records']} records in {len(added['files'])} new files under {landing}")
-        return
-    if landing.exists() and any(landing.iterdir()) and not force:
-        raise _fail(f"{landing} already has files; pass --force to write the sample into it anyway")
-    manifest = generator.generate(landing, scale=scale, seed=seed, as_of=as_of_date)
+    try:
+        if increment is not None:
+            if not 0 < increment <= 1:
+                raise _fail("--increment must be in (0, 1]")
+            taken = {p.name for p in landing.glob("*/inc*") if p.is_dir()}
+            label = label or next(f"inc{n}" for n in itertools.count(1) if f"inc{n}" not in taken)
+            added = generator.generate_increment(landing, fraction=increment, seed=seed, label=label, as_of=as_of_date)
+            console.print(f"added {added['records']} records in {len(added['files'])} new files under {landing}")
+            return
+        manifest = generator.generate(landing, scale=scale, seed=seed, as_of=as_of_date)
+    except (FileExistsError, ValueError) as exc:
+        raise _fail(str(exc)) from None
     records = sum(c["records"] for c in manifest["counts"].values())
     console.print(f"wrote {records} records from {len(manifest['counts'])} sources to {landing}")
 
