@@ -104,9 +104,17 @@ def layer_rows(data: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def fresh(root: Path, scale: int, seed: int) -> tuple[Path, float]:
+def fresh(root: Path, scale: int, seed: int, *, reuse: bool = False) -> tuple[Path, float]:
+    """A landing zone of ``scale`` and an empty lake; ``reuse`` keeps a corpus of the same scale and seed."""
     from aquifer import sample
 
+    manifest = root / "sample_manifest.json"
+    if reuse and manifest.exists():
+        kept = json.loads(manifest.read_text())
+        if (kept["scale"], kept["seed"]) == (scale, seed):
+            for leftover in [root / "lake", root / "dagster", *root.glob("landing/*/bench*")]:
+                shutil.rmtree(leftover, ignore_errors=True)
+            return root, float("nan")
     if root.exists():
         shutil.rmtree(root)
     start = time.perf_counter()
@@ -121,6 +129,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="bare-pass repetitions (median reported)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/aquifer-bench"))
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--reuse-corpus", action="store_true", help="keep a landing zone of the same scale and seed")
     args = parser.parse_args()
 
     results: dict[str, Any] = {
@@ -128,7 +137,7 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "scale": args.scale,
     }
-    data, generate_seconds = fresh(args.work_dir / "main", args.scale, seed=7)
+    data, generate_seconds = fresh(args.work_dir / "main", args.scale, seed=7, reuse=args.reuse_corpus)
     results["generate_seconds"] = generate_seconds
     _use_data_dir(data)
 

@@ -353,3 +353,15 @@ def test_detector_version_names_the_libraries() -> None:
     assert pii.DETECTOR_VERSION.startswith("aquifer-pii/")
     for name in ("presidio-analyzer/2.2.", "phonenumbers/", "tldextract/", "faker/"):
         assert name in pii.DETECTOR_VERSION
+
+
+@pytest.mark.slow
+def test_detect_parallel_equals_detect_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [
+        f"Customer Jane Miller ({i}) wrote from jane{i}@example.com, call (415) 555-01{i % 100:02d}."
+        if i % 3
+        else f"Release {i} adds SSO."
+        for i in range(60)
+    ]
+    monkeypatch.setattr(pii, "PARALLEL_MIN_TEXTS", 10)
+    assert pii.detect_parallel(texts, workers=2) == pii.detect_many(texts)

@@ -107,6 +107,10 @@ def summarise(result: dg.ExecuteInProcessResult | dg.JobExecutionResult, instanc
             error = dagster_event.event_specific_data.error  # type: ignore[union-attr]
             if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
                 continue  # already reported with its description as a failed check
-            message = error.message.strip() if error else "unknown error"
+            while (
+                error is not None and error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError"
+            ):
+                error = error.cause  # the user code's own exception, not Dagster's wrapper
+            message = f"{error.cls_name}: {error.message.strip()}" if error else "unknown error"
             summary.errors.append(f"{dagster_event.step_key}: {message}")
     return summary

@@ -248,7 +248,6 @@ def promote_to_bronze(source: Source, landing_root: Path, ctx: RunContext) -> Pr
     )
     seen_stat = set(known.select("uri", "file_size", "file_mtime_ns").unique().iter_rows())
     seen_sha = set(known.select("uri", "file_sha256").unique().iter_rows())
-    known_ids = set(known["record_id"].to_list())
 
     rows: list[dict[str, Any]] = []
     files_read = 0
@@ -259,9 +258,10 @@ def promote_to_bronze(source: Source, landing_root: Path, ctx: RunContext) -> Pr
         if (uri, hashlib.sha256(data).hexdigest()) in seen_sha:
             continue  # touched but unchanged
         files_read += 1
-        rows.extend(r for r in ingest_file(source, uri, data, stat, ctx) if r["record_id"] not in known_ids)
+        rows.extend(ingest_file(source, uri, data, stat, ctx))
 
-    new = pl.DataFrame(rows, schema=SCHEMA)
+    # A changed file re-yields its unchanged records: keep only record ids bronze does not hold yet.
+    new = pl.DataFrame(rows, schema=SCHEMA).join(known.select("record_id"), on="record_id", how="anti")
     commit = ctx.commit(LAYER, source.id, CODE_VERSION, upstream={})
     version = lake.append(LAYER, source.id, new, commit=commit)
     statuses = new.group_by("parse_status").len().sort("parse_status").rows()

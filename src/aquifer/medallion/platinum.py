@@ -49,30 +49,27 @@ def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
     lake = ctx.lake
     gold_version = lake.version(gold.LAYER, source.id)
     upstream_table = f"{gold.LAYER}/{source.id}"
-    current = lake.read(LAYER, source.id, columns=["platinum_id"], schema=SCHEMA)
-    eligible = (
-        certifiable(lake.scan(gold.LAYER, source.id, version=gold_version), freshness=source.freshness, now=ctx.now)
+    current = lake.read(LAYER, source.id, columns=["platinum_id", "chunk_id"], schema=SCHEMA)
+    chunks = (
+        lake.scan(gold.LAYER, source.id, version=gold_version)
         if gold_version is not None
         else pl.LazyFrame(schema=gold.SCHEMA)
     )
-    desired = eligible.select(
-        pl.col("chunk_id").map_elements(lambda c: stable_id(LAYER, c), return_dtype=pl.String).alias("platinum_id"),
-        *_CARRIED,
-    ).collect()
-    inserts = (
-        desired.join(current, on="platinum_id", how="anti")
-        .with_columns(
-            (pl.col("updated_at") + source.freshness).alias("fresh_until"),
-            pl.concat_list(pl.col("chunk_id")).alias("upstream_ids"),
-            pl.lit(upstream_table).alias("upstream_table"),
-            pl.lit(gold_version, pl.Int64).alias("upstream_version"),
-            pl.lit(ctx.run_id).alias("run_id"),
-            pl.lit(CODE_VERSION).alias("code_version"),
-            pl.lit(ctx.now, pl.Datetime("us", "UTC")).alias("certified_at"),
-        )
-        .select(SCHEMA.keys())
-    )
-    removals = current.join(desired.select("platinum_id"), on="platinum_id", how="anti")["platinum_id"].to_list()
+    # Decide on ids first (a few columns), then read full rows only for what is new.
+    eligible = certifiable(chunks, freshness=source.freshness, now=ctx.now).select("chunk_id").collect()
+    new_ids = eligible.join(current, on="chunk_id", how="anti")
+    removals = current.join(eligible, on="chunk_id", how="anti")["platinum_id"].to_list()
+    rows = chunks.join(new_ids.lazy(), on="chunk_id", how="semi").select(_CARRIED).collect()
+    inserts = rows.with_columns(
+        pl.Series("platinum_id", [stable_id(LAYER, c) for c in rows["chunk_id"]], pl.String),
+        (pl.col("updated_at") + source.freshness).alias("fresh_until"),
+        pl.concat_list(pl.col("chunk_id")).alias("upstream_ids"),
+        pl.lit(upstream_table).alias("upstream_table"),
+        pl.lit(gold_version, pl.Int64).alias("upstream_version"),
+        pl.lit(ctx.run_id).alias("run_id"),
+        pl.lit(CODE_VERSION).alias("code_version"),
+        pl.lit(ctx.now, pl.Datetime("us", "UTC")).alias("certified_at"),
+    ).select(SCHEMA.keys())
     version = lake.upsert(
         LAYER,
         source.id,
@@ -86,7 +83,7 @@ def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
         dataset=source.id,
         table_uri=lake.uri(LAYER, source.id),
         version=version,
-        rows_total=desired.height,
+        rows_total=eligible.height,
         rows_written=inserts.height + len(removals),
         metadata={"certified_now": inserts.height, "decertified_now": len(removals)},
     )

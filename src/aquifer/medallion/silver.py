@@ -227,7 +227,7 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
 
     docs = list(documents.values())
     # Guarded: loading the recognizers costs seconds, and a run with nothing new should cost nothing.
-    body_spans = pii.detect_many([d["body"] for d in docs]) if docs else []
+    body_spans = pii.detect_parallel([d["body"] for d in docs]) if docs else []
     title_spans = pii.detect_many([d["title"] for d in docs]) if docs else []
     floors = catalog.vocabulary.pii_floor
     for row, in_body, in_title in zip(docs, body_spans, title_spans, strict=True):
@@ -246,8 +246,9 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
     # A duplicate of a document silver already holds extends that row's upstream_ids instead of adding a row.
     overlap = new_docs.join(existing, on="silver_id", how="inner", suffix="_old")
     merged_existing = (
-        lake.read(LAYER, source.id, schema=SCHEMA)
+        lake.scan(LAYER, source.id)
         .filter(pl.col("silver_id").is_in(overlap["silver_id"].implode()))
+        .collect()
         .join(overlap.select("silver_id", pl.col("upstream_ids").alias("added")), on="silver_id")
         .with_columns(
             pl.concat_list("upstream_ids", "added").list.unique().list.sort().alias("upstream_ids"),
