@@ -53,3 +53,10 @@ def test_missing_table_without_schema_is_a_clear_error(lake: Lake) -> None:
 
 def test_uri_is_layer_then_dataset() -> None:
     assert Lake("s3://bucket/lake/").uri("platinum", "hr") == "s3://bucket/lake/platinum/hr"
+
+
+def test_inserts_alone_are_an_append(lake: Lake) -> None:
+    lake.append("gold", "x", pl.DataFrame({"id": ["a"], "v": [1]}), commit=COMMIT)
+    assert lake.upsert("gold", "x", pl.DataFrame({"id": ["b"], "v": [2]}), key="id", commit=COMMIT) == 1
+    assert lake.history("gold", "x", limit=1)[0]["operation"] == "WRITE"
+    assert lake.read("gold", "x").sort("id").rows() == [("a", 1), ("b", 2)]

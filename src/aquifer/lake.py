@@ -115,25 +115,27 @@ class Lake:
         self,
         layer: str,
         dataset: str,
-        rows: pl.DataFrame,
+        inserts: pl.DataFrame,
         *,
         key: str,
         commit: CommitInfo,
+        updates: pl.DataFrame | None = None,
         delete_keys: Sequence[str] = (),
     ) -> int | None:
-        """Insert or replace ``rows`` by ``key`` and delete ``delete_keys``, in one Delta commit.
+        """Add ``inserts`` (keys the table does not hold), replace ``updates`` and delete ``delete_keys`` by
+        ``key``, in one Delta commit.
 
-        The caller passes only rows that changed: a run with nothing to change writes no version.
+        Only new rows is an append (a merge scans every key of the table: 1.2 s instead of 0.07 s at 350k rows).
+        The caller passes only what changed: a run with nothing to change writes no version.
         """
-        if not self.exists(layer, dataset):
-            return self.append(layer, dataset, rows, commit=commit)
-        if rows.is_empty() and not delete_keys:
-            return self.version(layer, dataset)
-        columns = rows.columns
-        deletes = pl.DataFrame({key: list(delete_keys)}, schema={key: rows.schema[key]})
+        changed = inserts if updates is None else pl.concat([inserts, updates.select(inserts.columns)])
+        if not self.exists(layer, dataset) or ((updates is None or updates.is_empty()) and not delete_keys):
+            return self.append(layer, dataset, inserts, commit=commit)
+        columns = changed.columns
+        deletes = pl.DataFrame({key: list(delete_keys)}, schema={key: changed.schema[key]})
         source = pl.concat(
             [
-                rows.with_columns(pl.lit("upsert").alias(OP_COLUMN)),
+                changed.with_columns(pl.lit("upsert").alias(OP_COLUMN)),
                 deletes.with_columns(pl.lit("delete").alias(OP_COLUMN)),
             ],
             how="diagonal_relaxed",

@@ -209,36 +209,47 @@ def promote_to_gold(source: Source, catalog: Catalog, ctx: RunContext) -> Promot
     }
     doc_columns = ["silver_id", "doc_id", "updated_at", "near_fingerprint", *FLAG_COLUMNS]
     existing_docs = lake.read(LAYER, source.id, columns=doc_columns, schema=SCHEMA).unique("silver_id")
-    new_docs = (
+    silver_docs = (
         lake.scan(silver.LAYER, source.id, version=silver_version)
-        .join(existing_docs.lazy().select("silver_id"), on="silver_id", how="anti")
-        .sort("silver_id")
-        .collect()
         if silver_version is not None
-        else pl.DataFrame(schema=silver.SCHEMA)
+        else pl.LazyFrame(schema=silver.SCHEMA)
     )
+    # Decide on ids first (one column), then read full documents only for the new ones.
+    new_ids = (
+        silver_docs.select("silver_id")
+        .join(existing_docs.lazy().select("silver_id"), on="silver_id", how="anti")
+        .collect()
+    )
+    # a filter, not a semi-join: polars then decodes the other columns only for matching rows
+    new_docs = silver_docs.filter(pl.col("silver_id").is_in(new_ids["silver_id"].implode())).sort("silver_id").collect()
     new_chunks = chunk_documents(new_docs, source, catalog, lineage)
 
-    all_docs = pl.concat([existing_docs, new_chunks.select(doc_columns).unique("silver_id")])
-    flags = document_flags(all_docs.lazy().select("silver_id", "doc_id", "updated_at", "near_fingerprint")).collect()
-    changed_ids = existing_docs.join(flags, on="silver_id", suffix="_new").filter(
-        pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_new")) for c in FLAG_COLUMNS)
-    )["silver_id"]
+    # Flags depend only on the set of documents, which changes only when documents are added.
+    flags = pl.DataFrame(schema={"silver_id": pl.String, **{c: pl.String for c in FLAG_COLUMNS}})
+    changed_ids = pl.Series("silver_id", [], pl.String)
+    if not new_docs.is_empty():
+        all_docs = pl.concat([existing_docs, new_chunks.select(doc_columns).unique("silver_id")])
+        flags = document_flags(
+            all_docs.lazy().select("silver_id", "doc_id", "updated_at", "near_fingerprint")
+        ).collect()
+        changed_ids = existing_docs.join(flags, on="silver_id", suffix="_new").filter(
+            pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_new")) for c in FLAG_COLUMNS)
+        )["silver_id"]
     reflagged = (
         lake.scan(LAYER, source.id).filter(pl.col("silver_id").is_in(changed_ids.implode())).collect()
         if not changed_ids.is_empty()
         else pl.DataFrame(schema=SCHEMA)
     )
-    changes = (
-        pl.concat([new_chunks, reflagged])
-        .drop(*FLAG_COLUMNS)
-        .join(flags, on="silver_id", how="left")
-        .select(SCHEMA.keys())
-    )
+
+    def with_flags(chunks: pl.DataFrame) -> pl.DataFrame:
+        return chunks.drop(*FLAG_COLUMNS).join(flags, on="silver_id", how="left").select(SCHEMA.keys())
+
+    inserts, updates = with_flags(new_chunks), with_flags(reflagged)
     version = lake.upsert(
         LAYER,
         source.id,
-        changes,
+        inserts,
+        updates=updates,
         key="chunk_id",
         commit=ctx.commit(LAYER, source.id, CODE_VERSION, {upstream_table: silver_version}),
     )
@@ -248,7 +259,7 @@ def promote_to_gold(source: Source, catalog: Catalog, ctx: RunContext) -> Promot
         table_uri=lake.uri(LAYER, source.id),
         version=version,
         rows_total=lake.read(LAYER, source.id, columns=["chunk_id"], schema=SCHEMA).height,
-        rows_written=changes.height,
+        rows_written=inserts.height + updates.height,
         metadata={
             "documents_chunked_now": new_docs.height,
             "chunks_added_now": new_chunks.height,

@@ -59,7 +59,8 @@ def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
     eligible = certifiable(chunks, freshness=source.freshness, now=ctx.now).select("chunk_id").collect()
     new_ids = eligible.join(current, on="chunk_id", how="anti")
     removals = current.join(eligible, on="chunk_id", how="anti")["platinum_id"].to_list()
-    rows = chunks.join(new_ids.lazy(), on="chunk_id", how="semi").select(_CARRIED).collect()
+    # a filter, not a semi-join: polars then decodes the other columns only for matching rows
+    rows = chunks.filter(pl.col("chunk_id").is_in(new_ids["chunk_id"].implode())).select(_CARRIED).collect()
     inserts = rows.with_columns(
         pl.Series("platinum_id", [stable_id(LAYER, c) for c in rows["chunk_id"]], pl.String),
         (pl.col("updated_at") + source.freshness).alias("fresh_until"),

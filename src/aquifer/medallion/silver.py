@@ -161,14 +161,18 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
     existing = lake.read(LAYER, source.id, columns=["silver_id", "upstream_ids"], schema=SCHEMA)
     quarantined = lake.read(QUARANTINE, source.id, columns=["record_id"], schema=QUARANTINE_SCHEMA)
     accounted = pl.concat([existing.select(pl.col("upstream_ids").explode().alias("record_id")), quarantined])
-    pending = (
+    records = (
         lake.scan(bronze.LAYER, source.id, version=bronze_version)
+        if bronze_version is not None
+        else pl.LazyFrame(schema=bronze.SCHEMA)
+    )
+    # Decide on ids first (one column), then decode payloads only for records silver has not seen.
+    pending_ids = records.select("record_id").join(accounted.lazy(), on="record_id", how="anti").collect()
+    pending = (
+        records.filter(pl.col("record_id").is_in(pending_ids["record_id"].implode()))
         .select("record_id", "uri", "record_ordinal", "payload", "parse_status", "parse_error")
-        .join(accounted.lazy(), on="record_id", how="anti")
         .sort("uri", "record_ordinal", "record_id")
         .collect()
-        if bronze_version is not None
-        else pl.DataFrame()
     )
     upstream_table = f"{bronze.LAYER}/{source.id}"
     lineage = {
@@ -259,19 +263,15 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
         if not overlap.is_empty()
         else pl.DataFrame(schema=SCHEMA)
     )
-    changes = pl.concat(
-        [
-            new_docs.filter(~pl.col("silver_id").is_in(existing["silver_id"].implode())).with_columns(
-                pl.col("upstream_ids").list.sort()
-            ),
-            merged_existing.select(SCHEMA.keys()),
-        ]
+    inserts = new_docs.filter(~pl.col("silver_id").is_in(existing["silver_id"].implode())).with_columns(
+        pl.col("upstream_ids").list.sort()
     )
     upstream = {upstream_table: bronze_version}
     version = lake.upsert(
         LAYER,
         source.id,
-        changes,
+        inserts,
+        updates=merged_existing.select(SCHEMA.keys()),
         key="silver_id",
         commit=ctx.commit(LAYER, source.id, CODE_VERSION, upstream),
     )
@@ -279,14 +279,14 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
     lake.append(QUARANTINE, source.id, quarantine, commit=ctx.commit(QUARANTINE, source.id, CODE_VERSION, upstream))
 
     reasons = quarantine.group_by("reason").len().sort("reason").rows()
-    total = existing.height + changes.height - merged_existing.height
+    total = existing.height + inserts.height
     return PromotionResult(
         layer=LAYER,
         dataset=source.id,
         table_uri=lake.uri(LAYER, source.id),
         version=version,
         rows_total=total,
-        rows_written=changes.height,
+        rows_written=inserts.height + merged_existing.height,
         metadata={
             "records_read": pending.height,
             "quarantined_now": quarantine.height,
