@@ -24,7 +24,11 @@ def build_definitions() -> dg.Definitions:
     layers = [bronze, silver, gold, platinum]
     return dg.Definitions(
         assets=[a for layer in layers for a in layer.assets.build(catalog)],
-        jobs=[dg.define_asset_job(MULTIPROCESS_JOB, selection="*", executor_def=dg.multiprocess_executor)],
+        jobs=[
+            dg.define_asset_job(
+                MULTIPROCESS_JOB, selection=dg.AssetSelection.all(), executor_def=dg.multiprocess_executor
+            )
+        ],
         resources={"aquifer": AquiferResource()},
         executor=dg.in_process_executor,
     )
