@@ -6,7 +6,9 @@ from itertools import pairwise
 import polars as pl
 import pytest
 
+from aquifer.catalog import Catalog
 from aquifer.medallion import gold
+from aquifer.medallion.common import PII_SPAN
 from aquifer.tokenizer import get_tokenizer
 
 
@@ -72,3 +74,45 @@ def test_chunk_pii_spans_are_clipped_and_rebased() -> None:
         {"type": "email", "start": 0, "end": 5},
         {"type": "phone", "start": 30, "end": 35},
     ]
+
+
+def test_chunk_documents_carries_clipped_pii_and_classification(catalog: Catalog) -> None:
+    filler = " ".join(f"Paragraph {i} explains the refund workflow in detail." for i in range(60))
+    body = f"Customer wrote from jane@example.com today. {filler} Card 4111 1111 1111 1111 was charged twice."
+    email = body.index("jane@example.com")
+    card = body.index("4111")
+    docs = pl.DataFrame(
+        {
+            "silver_id": ["slv_a", "slv_b"],
+            "doc_id": ["T-1", "T-2"],
+            "title": ["Refund for Jane Miller", "Plain"],
+            "body": [body, "No personal data here."],
+            "language": ["en", "en"],
+            "updated_at": [dt.datetime(2026, 11, 1, tzinfo=dt.UTC)] * 2,
+            "owner": ["support@x", "support@x"],
+            "pii_spans": [
+                [
+                    {"type": "email", "start": email, "end": email + 16},
+                    {"type": "credit_card", "start": card, "end": card + 19},
+                ],
+                [],
+            ],
+            "title_pii_spans": [[{"type": "person", "start": 11, "end": 22}], []],
+        },
+        schema_overrides={"pii_spans": pl.List(PII_SPAN), "title_pii_spans": pl.List(PII_SPAN)},
+    )
+    lineage = {"upstream_table": "silver/support_tickets", "upstream_version": 3, "run_id": "r", "code_version": "c",
+               "processed_at": dt.datetime(2026, 11, 27, tzinfo=dt.UTC)}  # fmt: skip
+    chunks = gold.chunk_documents(docs, catalog.source("support_tickets"), catalog, lineage)
+    first, *middle, last = chunks.filter(pl.col("silver_id") == "slv_a").sort("chunk_index").iter_rows(named=True)
+    assert first["pii_types"] == ["email", "person"]  # the title's person travels with every chunk
+    assert [first["text"][s["start"] : s["end"]] for s in first["pii_spans"]] == ["jane@example.com"]
+    assert first["classification"] == "internal"
+    assert last["pii_types"] == ["credit_card", "person"]
+    assert [last["text"][s["start"] : s["end"]] for s in last["pii_spans"]] == ["4111 1111 1111 1111"]
+    assert last["classification"] == "confidential"  # a card number lifts only the chunk that holds it
+    assert all(m["pii_types"] == ["person"] and m["pii_spans"] == [] for m in middle)
+    plain = chunks.filter(pl.col("silver_id") == "slv_b").row(0, named=True)
+    assert (plain["pii_types"], plain["pii_spans"], plain["classification"]) == ([], [], "internal")
+    assert chunks["upstream_version"].unique().to_list() == [3]
+    assert chunks.schema == pl.Schema(gold.SCHEMA)

@@ -111,23 +111,45 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
     if docs.is_empty():
         return pl.DataFrame(schema=SCHEMA)
     encodings = get_tokenizer().encode_batch(docs["body"].to_list(), add_special_tokens=False)
-    rank = {c.value: c.rank for c in Classification}
     levels = [c.value for c in Classification]
     floors = {t: c.rank for t, c in catalog.vocabulary.pii_floor.items()}
-    default_rank = rank[source.classification.value]
+    default = levels[source.classification.rank]
+    # Nested values (lists of span structs) are slow to move between polars and Python one row at a time, and
+    # most documents have none: fetch spans only for the documents that have some, and return them flat.
+    with_spans = docs.with_row_index("row").filter(
+        (pl.col("pii_spans").list.len() > 0) | (pl.col("title_pii_spans").list.len() > 0)
+    )
+    body_spans = dict(zip(with_spans["row"], with_spans["pii_spans"].to_list(), strict=True))
+    title_types = {
+        r: {s["type"] for s in spans}
+        for r, spans in zip(with_spans["row"], with_spans["title_pii_spans"].to_list(), strict=True)
+    }
     columns: dict[str, list[Any]] = {
         name: []
         for name in ("row", "chunk_id", "chunk_index", "chunk_count", "text", "char_start", "char_end",
-                     "token_count", "classification", "pii_types", "pii_spans", "near_fingerprint")
+                     "token_count", "classification", "near_fingerprint")
     }  # fmt: skip
-    rows = docs.select("silver_id", "title", "body", "pii_spans", "title_pii_spans").iter_rows()
-    for row, ((silver_id, title, body, spans, title_spans), encoding) in enumerate(zip(rows, encodings, strict=True)):
+    flat_spans: dict[str, list[Any]] = {"chunk": [], "type": [], "start": [], "end": []}
+    flat_types: dict[str, list[Any]] = {"chunk": [], "type": []}
+    for row, (silver_id, title, body, encoding) in enumerate(
+        zip(docs["silver_id"], docs["title"], docs["body"], encodings, strict=True)
+    ):
         windows = chunk_spans(body, encoding.offsets)
         fingerprint = near_fingerprint(title, body)
-        title_types = {s["type"] for s in title_spans}
+        spans, in_title = body_spans.get(row), title_types.get(row, set())
         for index, (start, end, tokens) in enumerate(windows):
-            chunk_pii = _chunk_pii(spans, start, end) if spans else []
-            types = sorted({s["type"] for s in chunk_pii} | title_types)
+            chunk = len(columns["row"])
+            classification = default
+            if spans or in_title:
+                chunk_pii = _chunk_pii(spans, start, end) if spans else []
+                types = sorted({s["type"] for s in chunk_pii} | in_title)
+                classification = levels[max([source.classification.rank, *(floors[t] for t in types)])]
+                for span in chunk_pii:
+                    flat_spans["chunk"].append(chunk)
+                    for field in ("type", "start", "end"):
+                        flat_spans[field].append(span[field])
+                flat_types["chunk"].extend([chunk] * len(types))
+                flat_types["type"].extend(types)
             columns["row"].append(row)
             columns["chunk_id"].append(stable_id(LAYER, silver_id, index, CODE_VERSION))
             columns["chunk_index"].append(index)
@@ -136,16 +158,30 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
             columns["char_start"].append(start)
             columns["char_end"].append(end)
             columns["token_count"].append(tokens)
-            columns["classification"].append(levels[max([default_rank, *(floors[t] for t in types)])])
-            columns["pii_types"].append(types)
-            columns["pii_spans"].append(chunk_pii)
+            columns["classification"].append(classification)
             columns["near_fingerprint"].append(fingerprint)
     chunks = pl.DataFrame(
-        columns,
-        schema={
-            "row": pl.UInt32, **{c: SCHEMA[c] for c in columns if c != "row"},
-        },
-    )  # fmt: skip
+        columns, schema={"row": pl.UInt32, **{c: SCHEMA[c] for c in columns if c != "row"}}
+    ).with_row_index("chunk")
+    spans_per_chunk = (
+        pl.DataFrame(flat_spans, schema={"chunk": pl.UInt32, "type": pl.String, "start": pl.Int64, "end": pl.Int64})
+        .group_by("chunk", maintain_order=True)
+        .agg(pl.struct("type", "start", "end").alias("pii_spans"))
+    )
+    types_per_chunk = (
+        pl.DataFrame(flat_types, schema={"chunk": pl.UInt32, "type": pl.String})
+        .group_by("chunk", maintain_order=True)
+        .agg(pl.col("type").alias("pii_types"))
+    )
+    chunks = (
+        chunks.join(spans_per_chunk, on="chunk", how="left")
+        .join(types_per_chunk, on="chunk", how="left")
+        .with_columns(
+            pl.col("pii_spans").fill_null(pl.lit([], SCHEMA["pii_spans"])),
+            pl.col("pii_types").fill_null(pl.lit([], SCHEMA["pii_types"])),
+        )
+        .drop("chunk")
+    )
     doc_columns = docs.select("silver_id", "doc_id", "title", "language", "updated_at", "owner").with_row_index("row")
     return (
         chunks.join(doc_columns, on="row", how="left")
