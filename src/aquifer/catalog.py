@@ -33,7 +33,7 @@ class Classification(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Classification).index(self)
+        return _RANK[self]
 
     # str already defines every comparison, so all four are overridden (total_ordering would keep str's).
     def __lt__(self, other: str) -> bool:
@@ -47,6 +47,9 @@ class Classification(StrEnum):
 
     def __ge__(self, other: str) -> bool:
         return self.rank >= Classification(other).rank
+
+
+_RANK: dict[str, int] = {level.value: i for i, level in enumerate(Classification)}
 
 
 def parse_duration(value: str) -> dt.timedelta:

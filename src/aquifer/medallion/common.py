@@ -74,3 +74,32 @@ class PromotionResult:
     rows_total: int
     rows_written: int
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def nested_spans(rows: int, spans: dict[int, list[tuple[str, int, int]]]) -> pl.Series:
+    """A ``List(PII_SPAN)`` column of ``rows`` entries from the few rows that have spans.
+
+    Building nested polars values row by row from Python objects is slow, and most rows have no PII:
+    the spans go in flat and are grouped back per row.
+    """
+    index = [row for row, found in spans.items() for _ in found]
+    flat = [span for found in spans.values() for span in found]
+    grouped = (
+        pl.DataFrame(
+            {
+                "row": index,
+                "type": [t for t, _, _ in flat],
+                "start": [s for _, s, _ in flat],
+                "end": [e for _, _, e in flat],
+            },
+            schema={"row": pl.UInt32, "type": pl.String, "start": pl.Int64, "end": pl.Int64},
+        )
+        .group_by("row", maintain_order=True)
+        .agg(pl.struct("type", "start", "end").alias("spans"))
+    )
+    return (
+        pl.DataFrame({"row": pl.arange(0, rows, dtype=pl.UInt32, eager=True)})
+        .join(grouped, on="row", how="left")
+        .sort("row")["spans"]
+        .fill_null(pl.lit([], pl.List(PII_SPAN)))
+    )

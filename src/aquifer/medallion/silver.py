@@ -28,6 +28,7 @@ from aquifer.medallion.common import (
     QUARANTINE,
     PromotionResult,
     RunContext,
+    nested_spans,
     stable_id,
 )
 
@@ -150,10 +151,6 @@ def classify(default: Classification, pii_types: list[str], floors: Mapping[str,
     return max([default, *(floors[t] for t in pii_types)])
 
 
-def _spans(found: list[pii.PiiSpan]) -> list[dict[str, Any]]:
-    return [{"type": s.type, "start": s.start, "end": s.end} for s in found]
-
-
 def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> PromotionResult:
     """Validate and normalise the bronze records of ``source`` that silver has not accounted for yet."""
     lake = ctx.lake
@@ -234,18 +231,26 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
     body_spans = pii.detect_parallel([d["body"] for d in docs]) if docs else []
     title_spans = pii.detect_many([d["title"] for d in docs]) if docs else []
     floors = catalog.vocabulary.pii_floor
-    for row, in_body, in_title in zip(docs, body_spans, title_spans, strict=True):
-        types = sorted({s.type for s in in_body} | {s.type for s in in_title})
-        row.update(
-            pii_types=types,
-            pii_spans=_spans(in_body),
-            title_pii_spans=_spans(in_title),
-            detector_version=pii.DETECTOR_VERSION,
-            classification=classify(source.classification, types, floors).value,
-            **lineage,
-            processed_at=ctx.now,
+    types = [sorted({s.type for s in b} | {s.type for s in t}) for b, t in zip(body_spans, title_spans, strict=True)]
+    new_docs = (
+        pl.DataFrame({c: [d[c] for d in docs] for c in docs[0]}, schema={c: SCHEMA[c] for c in docs[0]})
+        .with_columns(
+            pl.Series("pii_types", types, pl.List(pl.String)),
+            nested_spans(
+                len(docs), {i: [(s.type, s.start, s.end) for s in f] for i, f in enumerate(body_spans) if f}
+            ).alias("pii_spans"),
+            nested_spans(
+                len(docs), {i: [(s.type, s.start, s.end) for s in f] for i, f in enumerate(title_spans) if f}
+            ).alias("title_pii_spans"),
+            pl.Series("classification", [classify(source.classification, t, floors).value for t in types], pl.String),
+            pl.lit(pii.DETECTOR_VERSION).alias("detector_version"),
+            *(pl.lit(value, SCHEMA[name]).alias(name) for name, value in lineage.items()),
+            pl.lit(ctx.now, SCHEMA["processed_at"]).alias("processed_at"),
         )
-    new_docs = pl.DataFrame(docs, schema=SCHEMA)
+        .select(SCHEMA.keys())
+        if docs
+        else pl.DataFrame(schema=SCHEMA)
+    )
 
     # A duplicate of a document silver already holds extends that row's upstream_ids instead of adding a row.
     overlap = new_docs.join(existing, on="silver_id", how="inner", suffix="_old")
@@ -292,6 +297,6 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
             "quarantined_now": quarantine.height,
             "quarantined_now_by_reason": dict(reasons),
             "duplicates_collapsed_now": len(accepted) - len(documents) + overlap.height,
-            "pii_documents_now": sum(1 for row in docs if row["pii_types"]),
+            "pii_documents_now": sum(1 for found in types if found),
         },
     )
