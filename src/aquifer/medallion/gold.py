@@ -26,7 +26,7 @@ import polars as pl
 from aquifer.catalog import Catalog, Classification, Source
 from aquifer.injection import instruction_match
 from aquifer.medallion import silver
-from aquifer.medallion.common import LINEAGE_SCHEMA, PII_SPAN, PromotionResult, RunContext, stable_id
+from aquifer.medallion.common import LINEAGE_SCHEMA, PII_SPAN, PromotionResult, RunContext, nested_spans, stable_id
 from aquifer.tokenizer import EMBEDDING_MODEL, get_tokenizer
 
 CODE_VERSION = "gold-1"
@@ -129,7 +129,7 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
         for name in ("row", "chunk_id", "chunk_index", "chunk_count", "text", "char_start", "char_end",
                      "token_count", "classification", "near_fingerprint")
     }  # fmt: skip
-    flat_spans: dict[str, list[Any]] = {"chunk": [], "type": [], "start": [], "end": []}
+    found_spans: dict[int, list[tuple[str, int, int]]] = {}
     flat_types: dict[str, list[Any]] = {"chunk": [], "type": []}
     for row, (silver_id, title, body, encoding) in enumerate(
         zip(docs["silver_id"], docs["title"], docs["body"], encodings, strict=True)
@@ -144,10 +144,8 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
                 chunk_pii = _chunk_pii(spans, start, end) if spans else []
                 types = sorted({s["type"] for s in chunk_pii} | in_title)
                 classification = levels[max([source.classification.rank, *(floors[t] for t in types)])]
-                for span in chunk_pii:
-                    flat_spans["chunk"].append(chunk)
-                    for field in ("type", "start", "end"):
-                        flat_spans[field].append(span[field])
+                if chunk_pii:
+                    found_spans[chunk] = [(p["type"], p["start"], p["end"]) for p in chunk_pii]
                 flat_types["chunk"].extend([chunk] * len(types))
                 flat_types["type"].extend(types)
             columns["row"].append(row)
@@ -163,23 +161,15 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
     chunks = pl.DataFrame(
         columns, schema={"row": pl.UInt32, **{c: SCHEMA[c] for c in columns if c != "row"}}
     ).with_row_index("chunk")
-    spans_per_chunk = (
-        pl.DataFrame(flat_spans, schema={"chunk": pl.UInt32, "type": pl.String, "start": pl.Int64, "end": pl.Int64})
-        .group_by("chunk", maintain_order=True)
-        .agg(pl.struct("type", "start", "end").alias("pii_spans"))
-    )
     types_per_chunk = (
         pl.DataFrame(flat_types, schema={"chunk": pl.UInt32, "type": pl.String})
         .group_by("chunk", maintain_order=True)
         .agg(pl.col("type").alias("pii_types"))
     )
     chunks = (
-        chunks.join(spans_per_chunk, on="chunk", how="left")
-        .join(types_per_chunk, on="chunk", how="left")
-        .with_columns(
-            pl.col("pii_spans").fill_null(pl.lit([], SCHEMA["pii_spans"])),
-            pl.col("pii_types").fill_null(pl.lit([], SCHEMA["pii_types"])),
-        )
+        chunks.with_columns(nested_spans(chunks.height, found_spans).alias("pii_spans"))  # positional: before the join
+        .join(types_per_chunk, on="chunk", how="left", maintain_order="left")
+        .with_columns(pl.col("pii_types").fill_null(pl.lit([], SCHEMA["pii_types"])))
         .drop("chunk")
     )
     doc_columns = docs.select("silver_id", "doc_id", "title", "language", "updated_at", "owner").with_row_index("row")
