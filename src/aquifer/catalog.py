@@ -1,6 +1,12 @@
-"""The governance catalog: one YAML file per source under ``catalog/sources/``, plus the shared vocabulary in
-``catalog/classification.yaml``. Loaded and validated by one pydantic schema; an invalid entry fails loudly
-with the file, the field and the reason (:class:`CatalogError`).
+"""The governance catalog, one YAML file per entry:
+
+- ``catalog/sources/<id>.yaml``: the data (owner, classification, allowed purposes, PII, retention);
+- ``catalog/agents/<id>.yaml``: who asks (roles, clearance, purposes, the models it may use);
+- ``catalog/models/<id>.yaml``: where context goes (OpenAI-compatible endpoint, locality, classification ceiling);
+- ``catalog/classification.yaml``: the shared vocabulary.
+
+Loaded and validated by one pydantic schema; an invalid entry fails loudly with the file, the field and the reason
+(:class:`CatalogError`). Agent credentials are not here: only their hashes, in :mod:`aquifer.credentials`.
 """
 
 from __future__ import annotations
@@ -166,6 +172,44 @@ class Source(_Strict):
         return {"markdown": (".md", ".markdown"), "jsonl": (".jsonl", ".ndjson"), "csv": (".csv",)}[self.format]
 
 
+class Locality(StrEnum):
+    """Where a model runs, and so who else could read what it is sent."""
+
+    LOCAL = "local"  # on infrastructure the organisation operates
+    SOVEREIGN_CLOUD = "sovereign_cloud"  # a provider under the organisation's jurisdiction and contract
+    EXTERNAL = "external"  # a third-party API
+
+
+class Agent(_Strict):
+    """An identity that asks for context. What it may see is decided by policy, from these attributes."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    description: str = Field(min_length=1)
+    owner: Owner
+    roles: list[Annotated[str, Field(pattern=_ID)]] = Field(default_factory=list)
+    clearance: Classification
+    purposes: list[Annotated[str, Field(pattern=_ID)]] = Field(min_length=1)
+    models: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        min_length=1, description="Models this agent may send context to; the first is its default"
+    )
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+
+class Model(_Strict):
+    """A model endpoint context may be sent to (any OpenAI-compatible server)."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    description: str = Field(min_length=1)
+    owner: Owner
+    endpoint: str = Field(pattern=r"^https?://\S+$", description="OpenAI-compatible base URL, e.g. http://host:8080/v1")
+    served_name: str = Field(min_length=1, description="The model name the endpoint expects in requests")
+    locality: Locality
+    max_classification: Classification = Field(description="The highest classification this model may receive")
+
+
 class Vocabulary(_Strict):
     levels: list[Classification]
     pii_floor: dict[str, Classification]
@@ -193,6 +237,8 @@ class CatalogError(ValueError):
 class Catalog(_Strict):
     sources: dict[str, Source]
     vocabulary: Vocabulary
+    agents: dict[str, Agent] = Field(default_factory=dict)
+    models: dict[str, Model] = Field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Source]:  # type: ignore[override]
         return iter(self.sources.values())
@@ -203,6 +249,51 @@ class Catalog(_Strict):
         except KeyError:
             msg = f"unknown source {source_id!r}; the catalog has {sorted(self.sources)}"
             raise KeyError(msg) from None
+
+    def agent(self, agent_id: str) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            msg = f"unknown agent {agent_id!r}; the catalog has {sorted(self.agents)}"
+            raise KeyError(msg) from None
+
+    def model(self, model_id: str) -> Model:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            msg = f"unknown model {model_id!r}; the catalog has {sorted(self.models)}"
+            raise KeyError(msg) from None
+
+    def policy_data(self) -> dict[str, Any]:
+        """The registries as the policy sees them: ``data.aquifer.catalog`` in both engines.
+
+        Everything a decision may depend on, and nothing else: editing a description does not change the policy
+        revision, editing a purpose does.
+        """
+        return {
+            "levels": [level.value for level in self.vocabulary.levels],
+            "agents": {
+                a.id: {
+                    "roles": sorted(a.roles),
+                    "clearance": a.clearance.value,
+                    "purposes": sorted(a.purposes),
+                    "models": list(a.models),
+                }
+                for a in self.agents.values()
+            },
+            "models": {
+                m.id: {"locality": m.locality.value, "max_classification": m.max_classification.value}
+                for m in self.models.values()
+            },
+            "datasets": {
+                s.id: {
+                    "classification": s.classification.value,
+                    "purposes": sorted(s.allowed_purposes),
+                    "pii_purposes": sorted(s.pii.allowed_purposes),
+                }
+                for s in self.sources.values()
+            },
+        }
 
 
 def _load_yaml(path: Path) -> Any:
@@ -242,4 +333,25 @@ def load_catalog(catalog_dir: Path) -> Catalog:
         if source.id != path.stem:
             raise CatalogError(path, "id", f"must match the file name ({path.stem!r}), got {source.id!r}")
         sources[source.id] = source
-    return Catalog(sources=sources, vocabulary=vocabulary)
+    agents = _load_entries(Agent, catalog_dir / "agents")
+    models = _load_entries(Model, catalog_dir / "models")
+    for agent in agents.values():
+        for i, model_id in enumerate(agent.models):
+            if model_id not in models:
+                path = catalog_dir / "agents" / f"{agent.id}.yaml"
+                raise CatalogError(path, f"models.{i}", f"unknown model {model_id!r}; registered: {sorted(models)}")
+    return Catalog(sources=sources, vocabulary=vocabulary, agents=agents, models=models)
+
+
+_E = TypeVar("_E", Agent, Model)
+
+
+def _load_entries(model: type[_E], folder: Path) -> dict[str, _E]:
+    """One entry per ``<id>.yaml`` in ``folder``; a missing folder is an empty registry (every request denied)."""
+    entries: dict[str, _E] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        entry = _validate(model, _load_yaml(path), path)
+        if entry.id != path.stem:
+            raise CatalogError(path, "id", f"must match the file name ({path.stem!r}), got {entry.id!r}")
+        entries[entry.id] = entry
+    return entries

@@ -6,13 +6,17 @@ import datetime as dt
 import itertools
 import json
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from aquifer.settings import get_settings
+
+if TYPE_CHECKING:
+    from aquifer.policy import PolicyEngine
 
 app = typer.Typer(
     help="Aquifer: governed, traceable context for AI agents.",
@@ -189,6 +193,271 @@ def lineage(
             raise typer.Exit(1)
         if not as_json:
             console.print("[green]verified[/]: every landing file matches the sha256 recorded at ingestion")
+
+
+# -- policy -------------------------------------------------------------------------------------------------------
+
+policy_app = typer.Typer(help="Write, test and question the Rego access policy.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def _engine() -> PolicyEngine:
+    from aquifer.policy import PolicyEngine
+
+    settings = get_settings()
+    return PolicyEngine.from_settings(settings.model_copy(update={"policy_reload_interval_s": 0.0}))
+
+
+@policy_app.command("test")
+def policy_test(
+    run: Annotated[str | None, typer.Option("--run", "-r", help="Only tests whose data path matches a regex.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose/--quiet", "-v/-q", help="Print passes too.")] = True,
+) -> None:
+    """Run every Rego test under policies/ on the embedded engine (like `opa test -v`); exit 1 on a failure."""
+    from aquifer.policy import PolicyEngineUnavailable
+    from aquifer.policy.rego_tests import run as run_tests
+
+    policy_dir = get_settings().policy_dir
+    passed = failed = 0
+    current_file = None
+    try:
+        for result in run_tests(policy_dir, pattern=run):
+            if result.passed:
+                passed += 1
+            else:
+                failed += 1
+            if verbose or not result.passed:
+                if result.test.file != current_file:
+                    current_file = result.test.file
+                    console.print(f"{policy_dir.name}/{current_file}:", highlight=False)
+                status = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+                console.print(f"{result.test.ref}: {status} ({result.seconds * 1000:.1f}ms)", highlight=False)
+                if result.error:
+                    console.print(f"  {result.error}", highlight=False, markup=False)
+    except PolicyEngineUnavailable as exc:
+        raise _fail(str(exc), 2) from None
+    console.print("-" * 80)
+    total = passed + failed
+    if total == 0:
+        raise _fail(f"no Rego tests (test_* rules in *_test.rego) under {policy_dir}")
+    if failed:
+        console.print(f"[red]FAIL[/]: {failed}/{total}")
+        raise typer.Exit(1)
+    console.print(f"[green]PASS[/]: {passed}/{total}")
+
+
+@policy_app.command("eval")
+def policy_eval(
+    input_file: Annotated[Path, typer.Option("--input", "-i", help="JSON (or YAML) input document.")],
+    entrypoint: Annotated[
+        str | None,
+        typer.Option(help="request, decision or decisions (default: by the input: resources, resource, neither)."),
+    ] = None,
+) -> None:
+    """Evaluate the policy for one input document and print the decision (with the policy revision)."""
+    import yaml
+
+    from aquifer.policy import PolicyEngineUnavailable
+    from aquifer.policy.source import ENTRYPOINTS
+
+    try:
+        doc = yaml.safe_load(input_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(f"{input_file}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise _fail(f"{input_file}: not valid JSON or YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _fail(f"{input_file}: the input must be an object with agent, purpose, model (and resource(s))")
+    chosen = entrypoint or ("decisions" if "resources" in doc else "decision" if "resource" in doc else "request")
+    if chosen not in ENTRYPOINTS:
+        raise _fail(f"--entrypoint must be one of {', '.join(ENTRYPOINTS)}, got {chosen!r}")
+    engine = _engine()
+    try:
+        result = engine.evaluate(chosen, doc)
+    except PolicyEngineUnavailable as exc:
+        raise _fail(f"policy_engine_unavailable: {exc}", 2) from None
+    print(json.dumps({"entrypoint": f"data.aquifer.context.{chosen}", "revision": engine.revision,
+                      "engine": engine.backend.name, "result": result}, indent=2))  # fmt: skip
+
+
+@policy_app.command("explain")
+def policy_explain(
+    agent: Annotated[str, typer.Option(help="Agent id (catalog/agents).")],
+    purpose: Annotated[str, typer.Option(help="The purpose the agent acts for.")],
+    model: Annotated[str, typer.Option(help="Model id (catalog/models).")],
+    chunk: Annotated[str | None, typer.Option(help="A chunk id or platinum id; without it, the request only.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Say whether the policy lets this agent see this chunk through this model, and which rules decided."""
+    from aquifer.lake import Lake
+    from aquifer.policy import PolicyEngineUnavailable, RequestContext
+    from aquifer.policy.explain import find_chunk
+
+    engine = _engine()
+    try:
+        catalog = engine.catalog
+    except PolicyEngineUnavailable as exc:
+        raise _fail(str(exc), 2) from None
+    resources, row = [], None
+    if chunk:
+        found = find_chunk(Lake.from_settings(get_settings()), catalog, chunk)
+        if found is None:
+            raise _fail(f"chunk {chunk!r} is in no platinum or gold table (see `aquifer status`)")
+        row, resource = found
+        resources = [resource]
+    batch = engine.decide(RequestContext(agent, purpose, model), resources)
+    decision = batch.resources[0] if resources else batch.request
+    if as_json:
+        print(json.dumps({"revision": batch.revision, "engine": engine.backend.name,
+                          "request": {"agent": agent, "purpose": purpose, "model": model},
+                          "resource": resources[0].as_input() if resources else None,
+                          "decision": decision.model_dump()}, indent=2))  # fmt: skip
+        return
+    locality = catalog.models[model].locality.value if model in catalog.models else "unregistered"
+    console.print(f"agent [bold]{agent}[/], purpose [bold]{purpose}[/], model [bold]{model}[/] ({locality})")
+    if row is not None:
+        r = resources[0]
+        console.print(
+            f"chunk [bold]{row['chunk_id']}[/] of {r.dataset} ({r.layer}): {row.get('title')!r}, "
+            f"{r.classification}, PII {', '.join(r.pii_types) or 'none'}" + (", untrusted" if r.untrusted else "")
+        )
+    if decision.allow:
+        console.print("[bold green]ALLOW[/]")
+        if decision.obligations.redact:
+            console.print(f"  on condition that {', '.join(decision.obligations.redact)} are redacted before serving")
+        if decision.obligations.label:
+            console.print(f"  labelled {decision.obligations.label}")
+    else:
+        console.print("[bold red]DENY[/]")
+        for code, text in zip(decision.reasons, decision.explanations, strict=False):
+            console.print(f"  {code}: {text}", highlight=False)
+    console.print(f"policy revision {batch.revision} ({engine.backend.name} engine)", style="dim")
+
+
+# -- agents -------------------------------------------------------------------------------------------------------
+
+agents_app = typer.Typer(help="Agent identities and their tokens.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """Registered agents, what they may do, and their tokens (key ids only)."""
+    from aquifer.catalog import load_catalog
+    from aquifer.credentials import CredentialStore
+
+    settings = get_settings()
+    catalog = load_catalog(settings.catalog_dir)
+    tokens = CredentialStore(settings.credentials_file).load().values()
+    table = Table("agent", "roles", "clearance", "purposes", "models", "tokens")
+    for a in catalog.agents.values():
+        keys = [t.key_id + (" (dev)" if t.development_only else "") for t in tokens if t.agent == a.id]
+        table.add_row(a.id, ", ".join(a.roles), a.clearance.value, ", ".join(a.purposes), ", ".join(a.models),
+                      ", ".join(keys))  # fmt: skip
+    console.print(table)
+
+
+@agents_app.command("issue-token")
+def agents_issue_token(
+    agent: Annotated[str, typer.Argument(help="Agent id (catalog/agents).")],
+    note: Annotated[str, typer.Option(help="Why and for whom the token was issued.")] = "",
+    expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days.")] = None,
+) -> None:
+    """Print a new token for AGENT once, and store only its hash."""
+    from aquifer.catalog import load_catalog
+    from aquifer.credentials import CredentialStore
+
+    settings = get_settings()
+    store = CredentialStore(settings.credentials_file)
+    try:
+        token = store.issue(
+            agent,
+            catalog=load_catalog(settings.catalog_dir),
+            note=note,
+            expires_in=dt.timedelta(days=expires_days) if expires_days else None,
+        )
+    except (KeyError, ValueError) as exc:
+        raise _fail(str(exc).strip('"')) from None
+    err.print(f"token for {agent} (shown once; only its hash is kept in {store.path}):")
+    print(token)
+
+
+@agents_app.command("revoke-token")
+def agents_revoke_token(key_id: Annotated[str, typer.Argument(help="The key id (aq_<key id>_...).")]) -> None:
+    """Revoke a token; the service refuses it from its next request."""
+    from aquifer.credentials import CredentialStore
+
+    try:
+        cred = CredentialStore(get_settings().credentials_file).revoke(key_id)
+    except KeyError as exc:
+        raise _fail(str(exc).strip('"')) from None
+    console.print(f"revoked {cred.key_id} of {cred.agent}")
+
+
+# -- audit --------------------------------------------------------------------------------------------------------
+
+audit_app = typer.Typer(help="Evidence from the decision log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _parse_since(value: str) -> dt.datetime:
+    import re
+
+    now = dt.datetime.now(dt.UTC)
+    match = re.fullmatch(r"(\d+)([dhm])", value)
+    if match:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match[2]]
+        return now - dt.timedelta(**{unit: int(match[1])})
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--since {value!r}: give a duration (30d, 12h, 15m) or an ISO date/time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@audit_app.command("prove")
+def audit_prove(
+    classification: Annotated[str, typer.Option(help="public, internal, confidential or restricted.")],
+    locality: Annotated[str, typer.Option(help="local, sovereign_cloud or external.")],
+    since: Annotated[str, typer.Option(help="Window start: a duration back from now (30d, 12h) or a date.")] = "30d",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Did any CLASSIFICATION resource reach a LOCALITY model? Exit 0: proven none; 1: found; 2: the log has a gap."""
+    from aquifer.audit import prove
+    from aquifer.catalog import Classification, Locality
+    from aquifer.lake import Lake
+
+    if classification not in {c.value for c in Classification}:
+        raise _fail(f"--classification must be one of {', '.join(c.value for c in Classification)}")
+    if locality not in {loc.value for loc in Locality}:
+        raise _fail(f"--locality must be one of {', '.join(loc.value for loc in Locality)}")
+    settings = get_settings()
+    proof = prove(Lake.from_settings(settings), settings.decisions_dir, classification=classification,
+                  locality=locality, since=_parse_since(since))  # fmt: skip
+    doc = proof.as_dict()
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        console.print(doc["question"], highlight=False)
+        cov = doc["covered"]
+        console.print(f"  decisions scanned: {proof.decisions_scanned} (seq {cov['first_seq']}..{cov['last_seq']}, "
+                      f"{cov['first_record']} .. {cov['last_record']})", highlight=False)  # fmt: skip
+        console.print(f"  resources decided: {proof.resources_scanned}, served: {proof.resources_served}")
+        for rev in proof.revisions:
+            console.print(f"  policy revision {rev['revision']}: {rev['decisions']} decisions, "
+                          f"{rev['first']} .. {rev['last']}", highlight=False)  # fmt: skip
+        for gap in proof.gaps:
+            err.print(f"[bold red]GAP[/] {gap}")
+        for v in proof.violations[:50]:
+            console.print(f"  [red]served[/] {v['resource']} ({v['dataset']}) to {v['agent']} via {v['model']} "
+                          f"at {v['time']}, decision {v['decision_id']}", highlight=False)  # fmt: skip
+        verdict = {
+            "none": "[bold green]PROVEN[/]: none reached such a model in the window",
+            "found": f"[bold red]FOUND[/]: {len(proof.violations)} served",
+            "unproven": "[bold red]UNPROVEN[/]: the decision log has a gap, so nothing can be proven",
+        }
+        console.print(verdict[proof.verdict])
+    raise typer.Exit({"none": 0, "found": 1, "unproven": 2}[proof.verdict])
 
 
 def main() -> None:  # pragma: no cover

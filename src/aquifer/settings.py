@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,10 +30,40 @@ class Settings(BaseSettings):
     storage_options: dict[str, str] = Field(
         default_factory=dict, description="deltalake storage options for object stores (credentials, region)."
     )
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="In production the demo agents' development tokens are refused.",
+    )
+    credentials_file: Path = Field(
+        default=PROJECT_ROOT / "catalog" / "credentials.yaml",
+        description="Agent token hashes (never the tokens). `aquifer agents issue-token` writes here.",
+    )
+    policy_dir: Path = Field(default=PROJECT_ROOT / "policies", description="Rego policies (package = directory).")
+    policy_engine: Literal["embedded", "opa"] = Field(
+        default="embedded", description="embedded: rego-cpp in-process (regopy); opa: a real OPA server at opa_url."
+    )
+    opa_url: str = Field(default="http://127.0.0.1:8181", description="OPA server for policy_engine=opa.")
+    opa_token: str | None = Field(default=None, description="Bearer token for an OPA server started with authn.")
+    policy_timeout_s: float = Field(
+        default=2.0, gt=0, description="A decision slower than this is a denial (policy_engine_unavailable)."
+    )
+    policy_reload_interval_s: float = Field(
+        default=1.0, ge=0, description="How often the engine looks for edited policy or catalog files."
+    )
+    decision_log_dir: Path | None = Field(
+        default=None, description="Write-ahead decision log (JSON lines). Default: <data_dir>/decisions."
+    )
+    decision_log_segment_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=1024, description="A log segment rotates when it reaches this size."
+    )
 
     @property
     def landing_dir(self) -> Path:
         return self.data_dir / "landing"
+
+    @property
+    def decisions_dir(self) -> Path:
+        return self.decision_log_dir or self.data_dir / "decisions"
 
     @property
     def lake_root(self) -> str:

@@ -1,0 +1,63 @@
+import dagster as dg
+
+from aquifer.audit.compact import LAYER, TABLE, compact, table_max_seq
+from aquifer.lake import CommitInfo
+from pipelines.defs.audit.checks import CHAIN_DESCRIPTION, CHAIN_INTACT, chain_intact
+from pipelines.defs.resources import AquiferResource
+
+CODE_VERSION = "audit-decisions-1"
+KEY = dg.AssetKey([LAYER, TABLE])
+
+
+@dg.asset(
+    key=KEY,
+    group_name=LAYER,
+    description="Every policy decision batch, compacted from the write-ahead decision log (seq, agent, purpose, "
+    "model and locality, policy revision, per-resource allow/deny, reasons, obligations, lineage ids). "
+    "Idempotent: the table's highest seq is the watermark.",
+    owners=["team:Security"],
+    kinds={"polars", "delta"},
+    code_version=CODE_VERSION,
+    check_specs=[dg.AssetCheckSpec(CHAIN_INTACT, asset=KEY, description=CHAIN_DESCRIPTION, blocking=True)],
+)
+def audit_decisions(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    lake = aquifer.lake()
+    before = table_max_seq(lake)
+    result = compact(
+        lake,
+        aquifer.settings().decisions_dir,
+        commit=CommitInfo("/".join(KEY.path), context.run.run_id, CODE_VERSION),
+    )
+    outcome = chain_intact(lake, from_seq=max(1, before))
+    return dg.MaterializeResult(
+        metadata={
+            "appended": result.appended,
+            "first_seq": result.first_seq,
+            "last_seq": result.last_seq,
+            "table_max_seq": table_max_seq(lake),
+            "delta_version": result.version,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CHAIN_INTACT,
+                passed=outcome.passed,
+                description=outcome.description,
+                metadata={
+                    k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.metadata.items()
+                },
+            )
+        ],
+    )
+
+
+compaction_schedule = dg.ScheduleDefinition(
+    name="compact_decision_log",
+    target=dg.AssetSelection.assets(KEY),
+    cron_schedule="*/15 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Fold new decision-log records into audit/decisions every 15 minutes.",
+)
+
+
+def build() -> list[dg.AssetsDefinition]:
+    return [audit_decisions]

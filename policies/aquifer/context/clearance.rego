@@ -1,0 +1,15 @@
+# METADATA
+# title: Clearance
+# description: An agent sees nothing classified above its clearance.
+package aquifer.context
+
+import rego.v1
+
+_within_clearance if _rank(_agent.clearance) >= _rank(input.resource.classification)
+
+resource_deny contains "clearance_below_classification" if not _within_clearance
+
+message contains {"code": "clearance_below_classification", "text": concat("", [
+	"agent ", _s(input.agent), " is cleared for ", _s(_agent.clearance),
+	" data; this resource is ", _s(input.resource.classification),
+])}

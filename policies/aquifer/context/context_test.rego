@@ -1,0 +1,126 @@
+package aquifer.context_test
+
+import rego.v1
+
+import data.aquifer.context
+
+# A small registry of its own, so the tests say exactly what they assume (the real one is catalog/).
+catalog := {
+	"levels": ["public", "internal", "confidential", "restricted"],
+	"agents": {
+		"support": {
+			"roles": ["support"], "clearance": "internal",
+			"purposes": ["customer_support"], "models": ["local", "eu"],
+		},
+		"hr": {"roles": ["pii_reader"], "clearance": "confidential", "purposes": ["hr_casework"], "models": ["local"]},
+		"analyst": {
+			"roles": ["analyst"], "clearance": "restricted",
+			"purposes": ["financial_analysis"], "models": ["local"],
+		},
+		"marketing": {"roles": [], "clearance": "public", "purposes": ["marketing"], "models": ["external", "local"]},
+		"boss": {
+			"roles": ["analyst", "pii_reader"], "clearance": "restricted",
+			"purposes": ["customer_support", "hr_casework", "marketing", "financial_analysis"],
+			"models": ["local", "eu", "external", "small"],
+		},
+	},
+	"models": {
+		"local": {"locality": "local", "max_classification": "restricted"},
+		"small": {"locality": "local", "max_classification": "internal"},
+		"eu": {"locality": "sovereign_cloud", "max_classification": "internal"},
+		"external": {"locality": "external", "max_classification": "public"},
+	},
+	"datasets": {
+		"docs": {"classification": "public", "purposes": ["customer_support", "marketing"], "pii_purposes": []},
+		"tickets": {"classification": "internal", "purposes": ["customer_support"], "pii_purposes": []},
+		"cases": {
+			"classification": "confidential",
+			"purposes": ["hr_casework", "customer_support"], "pii_purposes": ["hr_casework"],
+		},
+		"finance": {"classification": "restricted", "purposes": ["financial_analysis", "hr_casework"], "pii_purposes": []},
+	},
+}
+
+# A certified, trusted, PII-free resource of `dataset`, with `overrides` applied.
+resource(dataset, overrides) := object.union(
+	{
+		"dataset": dataset,
+		"layer": "platinum",
+		"classification": catalog.datasets[dataset].classification,
+		"pii_types": [],
+		"untrusted": false,
+	},
+	overrides,
+)
+
+test_request_allowed if {
+	cat := catalog
+	context.request.allow with data.aquifer.catalog as cat
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+}
+
+test_decision_allowed_has_no_reasons if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+		with input.resource as resource("tickets", {})
+	d.allow
+	d.reasons == []
+	d.obligations == {}
+}
+
+test_decision_carries_request_denials if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.agent as "support"
+		with input.purpose as "marketing"
+		with input.model as "local"
+		with input.resource as resource("docs", {})
+	not d.allow
+	"purpose_not_allowed" in d.reasons
+}
+
+test_reasons_are_sorted_with_one_explanation_each if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.agent as "marketing"
+		with input.purpose as "marketing"
+		with input.model as "external"
+		with input.resource as resource("finance", {"untrusted": true})
+	d.reasons == sort(d.reasons)
+	count(d.reasons) == count(d.explanations)
+	"clearance_below_classification" in d.reasons
+	"model_locality" in d.reasons
+	"untrusted_content" in d.reasons
+}
+
+test_decisions_batch_keeps_order if {
+	cat := catalog
+	ds := context.decisions with data.aquifer.catalog as cat
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+		with input.resources as [resource("tickets", {}), resource("finance", {}), resource("docs", {})]
+	[d.allow | some d in ds] == [true, false, true]
+}
+
+test_decisions_batch_does_not_carry_obligations_or_messages_across_resources if {
+	cat := catalog
+	ds := context.decisions with data.aquifer.catalog as cat
+		with input.agent as "analyst"
+		with input.purpose as "financial_analysis"
+		with input.model as "local"
+		with input.resources as [
+			resource("finance", {"layer": "gold", "pii_types": ["email"]}),
+			resource("finance", {}),
+			resource("finance", {"classification": "top_secret"}),
+			resource("finance", {"classification": "secret"}),
+		]
+	ds[0].obligations == {"label": "uncertified", "redact": ["email"]}
+	ds[1].obligations == {}
+	ds[2].explanations != ds[3].explanations
+}

@@ -1,0 +1,33 @@
+# METADATA
+# title: Model locality
+# description: >-
+#   Where the model runs bounds what it may receive: confidential and restricted stay on local models, external
+#   models receive public only, and no model receives more than its own registered ceiling.
+package aquifer.context
+
+import rego.v1
+
+# One line per locality: the classifications a model there may receive.
+_locality_allows := {
+	"local": {"public", "internal", "confidential", "restricted"},
+	"sovereign_cloud": {"public", "internal"},
+	"external": {"public"},
+}
+
+_locality_ok if input.resource.classification in _locality_allows[_model.locality]
+
+resource_deny contains "model_locality" if not _locality_ok
+
+message contains {"code": "model_locality", "text": concat("", [
+	_s(input.resource.classification), " data may not be sent to model ", _s(input.model),
+	", which runs ", _s(_model.locality),
+])}
+
+_within_ceiling if _rank(_model.max_classification) >= _rank(input.resource.classification)
+
+resource_deny contains "above_model_ceiling" if not _within_ceiling
+
+message contains {"code": "above_model_ceiling", "text": concat("", [
+	"model ", _s(input.model), " is registered for at most ", _s(_model.max_classification),
+	" data; this resource is ", _s(input.resource.classification),
+])}

@@ -1,0 +1,163 @@
+"""Prove a negative from the decision log: did any resource of a classification reach a model of a locality?
+
+The answer is only as good as the log's completeness, so the proof first checks the hash chain over the whole
+window (plus the record just before it): one log id, ``seq`` without holes, each ``prev`` equal to the hash of
+the record before. Any break is a gap, and a gap makes the proof fail - loudly - whatever the records say.
+
+Sources: the compacted table ``audit/decisions`` and the log records not compacted yet, so a proof is current.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from aquifer.audit.compact import LAYER, TABLE, table_max_seq
+from aquifer.audit.log import read_records
+from aquifer.audit.records import SCHEMA, to_frame
+from aquifer.lake import Lake
+
+
+@dataclass
+class Proof:
+    classification: str
+    locality: str
+    since: dt.datetime
+    until: dt.datetime
+    decisions_scanned: int = 0
+    resources_scanned: int = 0
+    resources_served: int = 0
+    first_record: dt.datetime | None = None
+    last_record: dt.datetime | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """``none``: proven that nothing reached; ``found``: it did; ``unproven``: the log has a gap."""
+        if self.gaps:
+            return "unproven"
+        return "found" if self.violations else "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": f"did any {self.classification} resource reach a {self.locality} model "
+            f"between {self.since.isoformat()} and {self.until.isoformat()}?",
+            "verdict": self.verdict,
+            "decisions_scanned": self.decisions_scanned,
+            "resources_scanned": self.resources_scanned,
+            "resources_served": self.resources_served,
+            "covered": {
+                "first_record": self.first_record.isoformat() if self.first_record else None,
+                "last_record": self.last_record.isoformat() if self.last_record else None,
+                "first_seq": self.first_seq,
+                "last_seq": self.last_seq,
+            },
+            "revisions": self.revisions,
+            "gaps": self.gaps,
+            "violations": self.violations,
+        }
+
+
+def load_decisions(lake: Lake, directory: Path) -> pl.LazyFrame:
+    """Every decision record: the compacted table, then the log's records beyond it."""
+    parts: list[pl.LazyFrame] = []
+    if lake.exists(LAYER, TABLE):
+        parts.append(lake.scan(LAYER, TABLE).select(list(SCHEMA)))
+    tail = list(read_records(directory, after_seq=table_max_seq(lake))) if directory.exists() else []
+    if tail:
+        parts.append(to_frame(tail).lazy())
+    if not parts:
+        return pl.DataFrame(schema=SCHEMA).lazy()
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def prove(
+    lake: Lake,
+    directory: Path,
+    *,
+    classification: str,
+    locality: str,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+) -> Proof:
+    until = until or dt.datetime.now(dt.UTC)
+    proof = Proof(classification, locality, since, until)
+    decisions = load_decisions(lake, directory)
+    window = decisions.filter(pl.col("time").is_between(since, until)).sort("seq").collect()
+    chain_cols = ["seq", "log", "prev", "hash", "time"]
+    if window.is_empty():
+        # Nothing in the window: still check that the log is whole up to now, or silence proves nothing.
+        proof.gaps.extend(chain_gaps_of(decisions.select(chain_cols).sort("seq").collect(), None))
+        return proof
+    first_seq = int(window["seq"][0])
+    before = decisions.filter(pl.col("seq") == first_seq - 1).select(chain_cols).collect()
+    after = decisions.filter(pl.col("seq") > int(window["seq"][-1])).select(chain_cols).sort("seq").collect()
+    chain = pl.concat([before, window.select(chain_cols), after])
+    proof.gaps.extend(chain_gaps_of(chain, first_seq))
+
+    proof.decisions_scanned = window.height
+    proof.first_record, proof.last_record = window["time"][0], window["time"][-1]
+    proof.first_seq, proof.last_seq = first_seq, int(window["seq"][-1])
+    revisions = (
+        window.group_by("revision")
+        .agg(pl.len().alias("decisions"), pl.col("time").min().alias("first"), pl.col("time").max().alias("last"))
+        .sort("first")
+    )
+    proof.revisions = [
+        {
+            "revision": r["revision"],
+            "decisions": r["decisions"],
+            "first": r["first"].isoformat(),
+            "last": r["last"].isoformat(),
+        }
+        for r in revisions.iter_rows(named=True)
+    ]
+    resources = window.select("decision_id", "time", "agent", "model", "locality", "resources").explode("resources")
+    resources = resources.filter(pl.col("resources").is_not_null()).unnest("resources")
+    proof.resources_scanned = resources.height
+    served = resources.filter(pl.col("allow"))
+    proof.resources_served = served.height
+    hits = served.filter((pl.col("classification") == classification) & (pl.col("locality") == locality))
+    proof.violations = [
+        {
+            "decision_id": r["decision_id"],
+            "time": r["time"].isoformat(),
+            "agent": r["agent"],
+            "model": r["model"],
+            "resource": r["id"],
+            "dataset": r["dataset"],
+        }
+        for r in hits.select("decision_id", "time", "agent", "model", "id", "dataset").iter_rows(named=True)
+    ]
+    return proof
+
+
+def chain_gaps_of(chain: pl.DataFrame, window_start: int | None) -> list[str]:
+    """Every break in the hash chain of ``chain`` (rows sorted by seq)."""
+    gaps: list[str] = []
+    if chain.is_empty():
+        return gaps
+    logs = chain["log"].unique().to_list()
+    if len(logs) > 1:
+        gaps.append(f"the log was restarted: records from {len(logs)} different logs ({', '.join(sorted(logs))})")
+    first = chain.row(0, named=True)
+    if window_start is not None and first["seq"] != window_start - 1 and window_start != 1:
+        gaps.append(f"record {window_start - 1}, just before the window, is missing")
+    if first["seq"] == 1 and first["prev"] != first["log"]:
+        gaps.append("record 1 does not start its log (its prev is not the log id)")
+    prev_seq, prev_hash = first["seq"], first["hash"]
+    for row in chain.slice(1).iter_rows(named=True):
+        if row["seq"] != prev_seq + 1:
+            gaps.append(f"records {prev_seq + 1}..{row['seq'] - 1} are missing")
+        elif row["prev"] != prev_hash:
+            gaps.append(f"record {row['seq']} does not follow record {prev_seq} (hash chain broken)")
+        prev_seq, prev_hash = row["seq"], row["hash"]
+    return gaps

@@ -1,0 +1,102 @@
+"""The shape of a decision record, in the log and in the Delta table ``audit/decisions``.
+
+One record per decision batch (one request): who asked, for what, through which model and where it runs, under
+which policy revision; the request-level decision; and per resource its id, class, lineage ids, allow/deny,
+reasons and the obligations applied. :func:`decision_record` builds it; :func:`to_frame` gives its table rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from aquifer.policy.decision import BatchDecision, Resource
+
+RESOURCE = pl.Struct(
+    {
+        "id": pl.String,
+        "dataset": pl.String,
+        "layer": pl.String,
+        "classification": pl.String,
+        "pii_types": pl.List(pl.String),
+        "allow": pl.Boolean,
+        "reasons": pl.List(pl.String),
+        "redacted": pl.List(pl.String),
+        "label": pl.String,
+        "lineage": pl.List(pl.String),
+    }
+)
+
+SCHEMA: dict[str, pl.DataType] = {
+    "seq": pl.Int64(),
+    "decision_id": pl.String(),
+    "time": pl.Datetime("us", "UTC"),
+    "log": pl.String(),
+    "prev": pl.String(),
+    "hash": pl.String(),
+    "segment": pl.String(),
+    "kind": pl.String(),
+    "agent": pl.String(),
+    "purpose": pl.String(),
+    "model": pl.String(),
+    "locality": pl.String(),
+    "revision": pl.String(),
+    "request_allow": pl.Boolean(),
+    "request_reasons": pl.List(pl.String),
+    "resources": pl.List(RESOURCE),
+    "alerts": pl.List(pl.String),
+}
+
+
+def decision_record(
+    batch: BatchDecision,
+    *,
+    kind: str,
+    locality: str | None,
+    resources: Sequence[Resource] = (),
+    ids: Sequence[str] = (),
+    lineage: Sequence[Sequence[str]] = (),
+    alerts: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The log record of one batch. ``resources``, ``ids`` and ``lineage`` run parallel to ``batch.resources``."""
+    if not (len(resources) == len(batch.resources) and len(ids) == len(resources)):
+        msg = f"{len(batch.resources)} decisions but {len(resources)} resources and {len(ids)} ids"
+        raise ValueError(msg)
+    lineage = list(lineage) or [[] for _ in ids]
+    return {
+        "kind": kind,
+        "agent": batch.context.agent,
+        "purpose": batch.context.purpose,
+        "model": batch.context.model,
+        "locality": locality,
+        "revision": batch.revision,
+        "request_allow": batch.request.allow,
+        "request_reasons": list(batch.request.reasons),
+        "resources": [
+            {
+                "id": rid,
+                "dataset": res.dataset,
+                "layer": res.layer,
+                "classification": res.classification,
+                "pii_types": list(res.pii_types),
+                "allow": d.allow,
+                "reasons": list(d.reasons),
+                "redacted": list(d.obligations.redact) if d.allow else [],
+                "label": d.obligations.label if d.allow else None,
+                "lineage": list(lin),
+            }
+            for rid, res, d, lin in zip(ids, resources, batch.resources, lineage, strict=True)
+        ],
+        "alerts": list(alerts),
+    }
+
+
+def to_frame(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Table rows of log records (as :func:`aquifer.audit.log.read_records` yields them)."""
+    rows = [{name: rec.get(name) for name in SCHEMA if name != "time"} | {"time": rec["time"]} for rec in records]
+    frame = pl.DataFrame(
+        rows, schema={**{k: v for k, v in SCHEMA.items() if k != "time"}, "time": pl.String()}, strict=False
+    )
+    return frame.with_columns(pl.col("time").str.to_datetime(time_zone="UTC", time_unit="us")).select(list(SCHEMA))

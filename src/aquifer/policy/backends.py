@@ -1,0 +1,146 @@
+"""The two policy engines behind one small interface: load a :class:`PolicySource`, evaluate an entrypoint.
+
+- :class:`EmbeddedBackend`: rego-cpp in-process through ``regopy``; the modules are compiled once into a bundle
+  and each evaluation only sets the input (~0.1 ms instead of ~1.5 ms for a fresh query).
+- :class:`OpaBackend`: a real OPA server through ``opa-python-client``; Aquifer pushes the same modules and the
+  same catalog data, so the same inputs give the same decisions.
+
+Backends raise on any failure; :class:`aquifer.policy.engine.PolicyEngine` turns every failure into a denial.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from aquifer.policy.source import ENTRYPOINTS, PACKAGE, PolicySource
+
+
+class PolicyEngineUnavailable(RuntimeError):
+    """The engine could not give a decision (compile error, evaluation error, server unreachable, bad answer)."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def load(self, source: PolicySource) -> None: ...
+
+    def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any: ...
+
+
+def rego_error(interp: Any) -> str:
+    """The interpreter's last error. Read this way because ``str(output)`` of a failed output segfaults in
+    regopy 1.5.2 (shared/STACK.md)."""
+    from regopy import rego_shared
+
+    try:
+        return str(rego_shared.rego_get_error(interp._impl)).strip() or "unknown rego-cpp error"
+    except Exception as exc:
+        return f"unknown rego-cpp error ({type(exc).__name__})"
+
+
+class EmbeddedBackend:
+    """rego-cpp (Microsoft's Rego interpreter) in this process. Not thread-safe: the engine serialises calls."""
+
+    name = "embedded"
+
+    def __init__(self) -> None:
+        self._interp: Any = None
+        self._bundle: Any = None
+
+    def load(self, source: PolicySource) -> None:
+        self._interp = self._bundle = None
+        entrypoints = [f"{PACKAGE}/{e}" for e in ENTRYPOINTS]
+        self._interp, self._bundle = compile_bundle(source.modules, source.data, entrypoints)
+
+    def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:
+        if self._bundle is None:
+            msg = "no compiled policy bundle"
+            raise PolicyEngineUnavailable(msg)
+        interp = self._interp
+        try:
+            interp.set_input_term(json.dumps(input_doc))
+            out = interp.query_bundle_entrypoint(self._bundle, f"{PACKAGE}/{entrypoint}")
+        except Exception as exc:  # regopy raises RegoError, and ValueError on output it cannot parse
+            msg = f"rego-cpp failed on {PACKAGE}/{entrypoint}: {exc}"
+            raise PolicyEngineUnavailable(msg) from exc
+        if not out.ok():
+            msg = f"rego-cpp failed on {PACKAGE}/{entrypoint}: {rego_error(interp)}"
+            raise PolicyEngineUnavailable(msg)
+        if not out.results or not out.results[0].expressions:
+            msg = f"{PACKAGE}/{entrypoint} is undefined for this input"
+            raise PolicyEngineUnavailable(msg)
+        return out.results[0].expressions[0]
+
+
+def compile_bundle(modules: dict[str, str], data: dict[str, Any], entrypoints: list[str]) -> tuple[Any, Any]:
+    import regopy
+
+    interp = regopy.Interpreter()
+    try:
+        for name, text in modules.items():
+            interp.add_module(name, text)
+        interp.add_data_json(json.dumps(data))
+        bundle = interp.build(None, entrypoints)
+    except Exception as exc:
+        msg = f"the policy does not compile: {exc}"
+        raise PolicyEngineUnavailable(msg) from exc
+    if not bundle.ok():
+        msg = f"the policy does not compile: {rego_error(interp)}"
+        raise PolicyEngineUnavailable(msg)
+    return interp, bundle
+
+
+class OpaBackend:
+    """A real OPA server (``opa run --server``). Aquifer pushes the policy modules and ``data.aquifer.catalog``.
+
+    Module ids: a module OPA already holds under an id ending in its relative path (as ``opa run --server
+    policies/`` names them) is replaced in place; otherwise it is pushed as ``aquifer/<relative path>``.
+    """
+
+    name = "opa"
+
+    def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 2.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = f"AQUIFER_OPA_URL must be http(s)://host:port, got {url!r}"
+            raise ValueError(msg)
+        self.url = url
+        self._host, self._ssl = parts.hostname, parts.scheme == "https"
+        self._port = parts.port or (443 if self._ssl else 80)
+        self._token, self._timeout_s = token, timeout_s
+        self._client: Any = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            from opa_client import OpaClient
+
+            self._client = OpaClient(
+                host=self._host, port=self._port, ssl=self._ssl, token=self._token, timeout=self._timeout_s, retries=0
+            )
+        return self._client
+
+    def load(self, source: PolicySource) -> None:
+        client = self._connect()
+        try:
+            existing = [str(p) for p in client.get_policies_list()]
+            for rel, text in source.modules.items():
+                policy_id = next((p for p in existing if p == rel or p.endswith("/" + rel)), f"aquifer/{rel}")
+                client.update_policy_from_string(text, policy_id, rego_compat=False)
+            client.update_or_create_data(source.data["aquifer"]["catalog"], "aquifer/catalog")
+        except Exception as exc:
+            msg = f"could not load the policy into OPA at {self.url}: {exc}"
+            raise PolicyEngineUnavailable(msg) from exc
+
+    def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:
+        client = self._connect()
+        try:
+            answer = client.query_rule(input_doc, PACKAGE, entrypoint)
+        except Exception as exc:
+            msg = f"OPA at {self.url} failed on {PACKAGE}/{entrypoint}: {exc}"
+            raise PolicyEngineUnavailable(msg) from exc
+        if not isinstance(answer, dict) or "result" not in answer:
+            msg = f"{PACKAGE}/{entrypoint} is undefined on OPA at {self.url} (is the policy loaded?)"
+            raise PolicyEngineUnavailable(msg)
+        return answer["result"]

@@ -1,0 +1,306 @@
+"""The policy: Rego unit tests, the embedded engine against an independent oracle, revisions, hot reload, and every
+way the engine can fail - each must deny with policy_engine_unavailable."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from aquifer.catalog import load_catalog
+from aquifer.policy import (
+    POLICY_ENGINE_UNAVAILABLE,
+    EmbeddedBackend,
+    OpaBackend,
+    PolicyEngine,
+    PolicySource,
+    RequestContext,
+    Resource,
+)
+from aquifer.policy.rego_tests import discover
+from aquifer.policy.rego_tests import run as run_rego_tests
+from aquifer.settings import PROJECT_ROOT
+from tests import policy_oracle
+
+POLICIES = PROJECT_ROOT / "policies"
+CATALOG = PROJECT_ROOT / "catalog"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of policies/ and catalog/ that a test may edit."""
+    policies, catalog = tmp_path / "policies", tmp_path / "catalog"
+    shutil.copytree(POLICIES, policies)
+    shutil.copytree(CATALOG, catalog)
+    return policies, catalog
+
+
+def engine_for(policies: Path, catalog: Path, **kwargs: float) -> PolicyEngine:
+    return PolicyEngine(EmbeddedBackend(), policies, catalog, reload_interval_s=0.0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def engine() -> PolicyEngine:
+    return PolicyEngine(EmbeddedBackend(), POLICIES, CATALOG)
+
+
+# -- the Rego suite ---------------------------------------------------------------------------------------------
+
+
+def test_every_rego_test_passes_on_the_embedded_engine() -> None:
+    results = list(run_rego_tests(POLICIES))
+    assert len(results) >= 40
+    failed = [f"{r.test.ref}: {r.error or 'false'}" for r in results if not r.passed]
+    assert failed == []
+
+
+def test_every_rule_file_has_a_test_file_with_an_allow_and_a_deny_per_reason() -> None:
+    modules, tests = discover(POLICIES)
+    rule_files = [m for m in modules if not m.endswith("_test.rego")]
+    for rel in rule_files:
+        assert rel.replace(".rego", "_test.rego") in modules, f"{rel} has no test file beside it"
+    codes = set()
+    for rel in rule_files:
+        codes |= set(re.findall(r'(?:request_deny|resource_deny) contains "(\w+)"', modules[rel]))
+    assert len(codes) >= 11
+    test_text = "\n".join(t for m, t in modules.items() if m.endswith("_test.rego"))
+    for code in codes:
+        assert f'"{code}"' in test_text, f"no Rego test asserts reason {code}"
+    assert sum(".allow" in t for m, t in modules.items() if m.endswith("_test.rego")) >= len(rule_files)
+    assert len(tests) == len({t.ref for t in tests}), "duplicate test names would shadow each other"
+
+
+def test_a_failing_rego_test_is_reported_as_failed(workspace: tuple[Path, Path]) -> None:
+    policies, _ = workspace
+    trust = policies / "aquifer/context/trust.rego"
+    trust.write_text(trust.read_text().replace("not input.resource.untrusted == false", "input.resource.untrusted == 7"))
+    failed = {r.test.name for r in run_rego_tests(policies) if not r.passed}
+    assert {"test_untrusted_denied", "test_unmarked_trust_denied"} <= failed
+
+
+# -- decisions on the real catalog --------------------------------------------------------------------------------
+
+DEMO = [
+    # agent, purpose, model, resource, allow, reasons or redactions
+    ("support_assistant", "customer_support", "local_smollm2", Resource("product_docs", "public"), True, []),
+    ("support_assistant", "customer_support", "local_smollm2", Resource("support_tickets", "internal",
+                                                                         pii_types=("email", "phone")), True,
+     ["email", "phone"]),
+    ("support_assistant", "customer_support", "local_smollm2", Resource("hr_case_notes", "confidential"), False,
+     ["clearance_below_classification", "purpose_not_allowed_for_dataset"]),
+    ("hr_case_assistant", "hr_casework", "local_smollm2", Resource("hr_case_notes", "confidential",
+                                                                   pii_types=("national_id", "person")), True, []),
+    ("finance_analyst", "financial_analysis", "local_smollm2", Resource("finance_reports", "restricted"), True, []),
+    ("finance_analyst", "financial_analysis", "local_smollm2", Resource("finance_reports", "restricted",
+                                                                        layer="gold"), True, []),
+    ("support_assistant", "customer_support", "local_smollm2", Resource("product_docs", "public", layer="gold"),
+     False, ["layer_not_served"]),
+    ("marketing_assistant", "marketing", "external_gpt", Resource("product_docs", "public"), True, []),
+    ("marketing_assistant", "marketing", "external_gpt", Resource("engineering_wiki", "internal"), False,
+     ["above_model_ceiling", "clearance_below_classification", "model_locality", "purpose_not_allowed_for_dataset"]),
+    ("support_assistant", "customer_support", "sovereign_eu", Resource("support_tickets", "confidential"), False,
+     ["above_model_ceiling", "clearance_below_classification", "model_locality"]),
+    ("support_assistant", "customer_support", "local_smollm2", Resource("product_docs", "public", untrusted=True),
+     False, ["untrusted_content"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("agent", "purpose", "model", "resource", "allow", "detail"), DEMO)
+def test_demo_decisions(
+    engine: PolicyEngine, agent: str, purpose: str, model: str, resource: Resource, allow: bool, detail: list[str]
+) -> None:
+    batch = engine.decide(RequestContext(agent, purpose, model), [resource])
+    decision = batch.resources[0]
+    assert decision.allow is allow, decision
+    if allow:
+        assert decision.obligations.redact == detail
+        assert decision.obligations.label == ("uncertified" if resource.layer == "gold" else None)
+    else:
+        assert decision.reasons == detail
+        assert len(decision.explanations) == len(decision.reasons)
+        assert all(" " in text for text in decision.explanations), "every reason is explained in words"
+
+
+def test_request_level_refusal_comes_before_any_resource(engine: PolicyEngine) -> None:
+    batch = engine.decide(RequestContext("marketing_assistant", "customer_support", "local_smollm2"))
+    assert not batch.request.allow
+    assert batch.request.reasons == ["model_not_allowed", "purpose_not_allowed"]
+    assert batch.resources == []
+    unknown = engine.decide(RequestContext("mallory", "marketing", "gpt-9"))
+    assert unknown.request.reasons == ["unknown_agent", "unknown_model"]
+
+
+def test_batch_equals_one_by_one_and_matches_the_oracle(engine: PolicyEngine) -> None:
+    data = engine.catalog.policy_data()
+    resources = [
+        Resource(ds, level, layer=layer, pii_types=pii, untrusted=untrusted)
+        for ds in sorted(data["datasets"])
+        for level in ("public", "confidential", "restricted")
+        for layer in ("platinum", "gold")
+        for pii in ((), ("email",))
+        for untrusted in (False, True)
+    ]
+    for agent in data["agents"]:
+        for model in data["models"]:
+            ctx = RequestContext(agent, data["agents"][agent]["purposes"][0], model)
+            batch = engine.decide(ctx, resources)
+            singles = [engine.decide(ctx, [r]).resources[0] for r in resources[:12]]
+            assert batch.resources[:12] == singles
+            for resource, decision in zip(resources, batch.resources, strict=True):
+                expected = policy_oracle.decide(data, ctx.agent, ctx.purpose, ctx.model, resource.as_input())
+                assert decision.allow is expected["allow"], (ctx, resource)
+                assert set(decision.reasons) == expected["reasons"], (ctx, resource)
+                if decision.allow:
+                    assert decision.obligations.redact == expected["redact"]
+
+
+# -- revision and reload ------------------------------------------------------------------------------------------
+
+
+def test_revision_is_a_content_hash_of_policies_and_registries(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    base = PolicySource.read(policies, catalog).revision
+    assert base == PolicySource.read(POLICIES, CATALOG).revision, "same content, same revision, wherever it lies"
+    (policies / "aquifer/context/trust_test.rego").write_text(
+        (policies / "aquifer/context/trust_test.rego").read_text() + "\n# a comment in a test\n"
+    )
+    assert PolicySource.read(policies, catalog).revision == base, "tests do not decide anything"
+    agent = catalog / "agents/support_assistant.yaml"
+    agent.write_text(agent.read_text().replace("description: Answers", "description: Politely answers"))
+    assert PolicySource.read(policies, catalog).revision == base, "descriptions do not decide anything"
+    agent.write_text(agent.read_text().replace("clearance: internal", "clearance: confidential"))
+    changed = PolicySource.read(policies, catalog).revision
+    assert changed != base
+    locality = policies / "aquifer/context/locality.rego"
+    locality.write_text(locality.read_text() + "\n")
+    assert PolicySource.read(policies, catalog).revision not in (base, changed)
+
+
+def test_a_one_line_policy_edit_applies_without_a_restart(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    engine = engine_for(policies, catalog)
+    ctx = RequestContext("hr_case_assistant", "hr_casework", "local_smollm2")
+    hr_internal = Resource("hr_handbook", "internal")
+    first = engine.decide(ctx, [hr_internal])
+    assert first.resources[0].allow
+    # the reviewer's one-line change: the HR handbook is no longer for HR casework
+    source = catalog / "sources/hr_handbook.yaml"
+    source.write_text(source.read_text().replace("allowed_purposes: [hr_casework, general_assistance]",
+                                                 "allowed_purposes: [general_assistance]"))  # fmt: skip
+    second = engine.decide(ctx, [hr_internal])
+    assert second.resources[0].reasons == ["purpose_not_allowed_for_dataset"]
+    assert second.revision != first.revision
+    # and a Rego edit: let sovereign-cloud models receive confidential data
+    ctx2 = RequestContext("hr_case_assistant", "hr_casework", "sovereign_eu")
+    locality = policies / "aquifer/context/locality.rego"
+    text = locality.read_text()
+    assert '"sovereign_cloud": {"public", "internal"},' in text
+    locality.write_text(text.replace('"sovereign_cloud": {"public", "internal"},',
+                                     '"sovereign_cloud": {"public", "internal", "confidential"},'))  # fmt: skip
+    agent = catalog / "agents/hr_case_assistant.yaml"
+    agent.write_text(agent.read_text().replace("models: [local_smollm2]", "models: [local_smollm2, sovereign_eu]"))
+    case = Resource("hr_case_notes", "confidential")
+    reasons = engine.decide(ctx2, [case]).resources[0].reasons
+    assert "model_locality" not in reasons
+    assert reasons == ["above_model_ceiling"], "the model's own ceiling (internal) still holds"
+
+
+# -- fail closed --------------------------------------------------------------------------------------------------
+
+
+def _assert_unavailable(engine: PolicyEngine, resources: list[Resource] | None = None) -> str:
+    resources = resources or [Resource("product_docs", "public")]
+    batch = engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2"), resources)
+    assert not batch.request.allow
+    assert batch.request.reasons == [POLICY_ENGINE_UNAVAILABLE]
+    assert all(not d.allow and d.reasons == [POLICY_ENGINE_UNAVAILABLE] for d in batch.resources)
+    return batch.request.explanations[0]
+
+
+def test_a_policy_that_does_not_compile_denies_everything_and_says_why(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    engine = engine_for(policies, catalog)
+    assert engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2")).request.allow
+    broken = policies / "aquifer/context/trust.rego"
+    good = broken.read_text()
+    broken.write_text(good + "\nresource_deny contains if {\n")
+    why = _assert_unavailable(engine)
+    assert "does not compile" in why and "trust.rego" in why
+    broken.write_text(good)
+    assert engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2")).request.allow
+
+
+def test_a_malformed_decision_is_a_denial(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    context = policies / "aquifer/context/context.rego"
+    context.write_text(context.read_text().replace('"allow": count(codes) == 0,', '"allow": "yes",'))
+    why = _assert_unavailable(engine_for(policies, catalog))
+    assert "malformed decision" in why and "allow" in why
+
+
+def test_an_allow_that_carries_reasons_is_a_denial(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    context = policies / "aquifer/context/context.rego"
+    context.write_text(context.read_text().replace('"allow": count(codes) == 0,', '"allow": true,'))
+    engine = engine_for(policies, catalog)
+    batch = engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2"),
+                          [Resource("finance_reports", "restricted")])  # fmt: skip
+    assert batch.resources[0].reasons == [POLICY_ENGINE_UNAVAILABLE]
+
+
+def test_an_undefined_decision_is_a_denial(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    context = policies / "aquifer/context/context.rego"
+    context.write_text(context.read_text().replace("request := _document(request_deny, {})",
+                                                   "request := _document(request_deny, {}) if false"))  # fmt: skip
+    assert "undefined" in _assert_unavailable(engine_for(policies, catalog))
+
+
+def test_a_slow_policy_times_out_into_a_denial_and_the_engine_recovers(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    slow = policies / "aquifer/context/slow.rego"
+    slow.write_text(
+        "package aquifer.context\n\nimport rego.v1\n\n"
+        'resource_deny contains "too_slow" if {\n\tinput.resource.dataset == "product_docs"\n'
+        "\tcount([x | some x in numbers.range(1, 30000000); x % 7 == 0]) < 0\n}\n"
+    )
+    engine = engine_for(policies, catalog, timeout_s=0.3)
+    start = time.monotonic()
+    why = _assert_unavailable(engine)
+    assert time.monotonic() - start < 5
+    assert "no answer within 0.3 s" in why
+    slow.unlink()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the abandoned evaluation finishes on its own thread; the engine reloads
+        batch = engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2"),
+                              [Resource("support_tickets", "internal")])  # fmt: skip
+        if batch.resources[0].allow:
+            break
+        time.sleep(0.2)
+    assert batch.resources[0].allow
+
+
+def test_an_invalid_catalog_denies_everything_naming_the_file(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    agent = catalog / "agents/support_assistant.yaml"
+    agent.write_text(agent.read_text().replace("clearance: internal", "clearance: cosmic"))
+    why = _assert_unavailable(engine_for(policies, catalog))
+    assert "support_assistant.yaml" in why and "clearance" in why
+
+
+def test_an_unreachable_opa_server_denies_everything(workspace: tuple[Path, Path]) -> None:
+    policies, catalog = workspace
+    engine = PolicyEngine(OpaBackend("http://127.0.0.1:9", timeout_s=0.5), policies, catalog, timeout_s=2)
+    why = _assert_unavailable(engine)
+    assert "OPA at http://127.0.0.1:9" in why
+
+
+def test_registries_reject_unknown_models_naming_the_field(workspace: tuple[Path, Path]) -> None:
+    _, catalog = workspace
+    agent = catalog / "agents/marketing_assistant.yaml"
+    agent.write_text(agent.read_text().replace("models: [external_gpt]", "models: [external_gpt, gpt_99]"))
+    with pytest.raises(ValueError, match=r"marketing_assistant\.yaml: models\.1: unknown model 'gpt_99'"):
+        load_catalog(catalog)
