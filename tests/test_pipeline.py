@@ -219,6 +219,58 @@ def test_cli_status_and_lineage(first_run: dict[str, Any], catalog: Catalog) -> 
     assert unknown.exit_code == 1 and "not found" in unknown.output
 
 
+def test_policy_explain_on_real_chunks(first_run: dict[str, Any], catalog: Catalog) -> None:
+    runner = CliRunner()
+    lake: Lake = first_run["lake"]
+    case = lake.read("platinum", "hr_case_notes").filter(pl.col("pii_types").list.len() > 0).row(0, named=True)
+    base = ["policy", "explain", "--purpose", "hr_casework", "--model", "local_smollm2", "--chunk", case["chunk_id"]]
+    hr = runner.invoke(app, [*base, "--agent", "hr_case_assistant", "--json"])
+    assert hr.exit_code == 0, hr.output
+    decision = json.loads(hr.output)["decision"]
+    assert decision["allow"] is True and decision["obligations"]["redact"] == [], "a pii_reader for hr_casework"
+    support = runner.invoke(app, [*base, "--agent", "support_assistant"])
+    assert support.exit_code == 0, support.output
+    assert "DENY" in support.output
+    assert "purpose_not_allowed: agent support_assistant may act only for customer_support" in support.output
+    assert "clearance_below_classification: agent support_assistant is cleared for internal data" in support.output
+    ticket = lake.read("platinum", "support_tickets").filter(pl.col("pii_types").list.len() > 0).row(0, named=True)
+    support_args = ["--agent", "support_assistant", "--purpose", "customer_support", "--model", "local_smollm2"]
+    redacted = runner.invoke(app, ["policy", "explain", *support_args, "--chunk", ticket["platinum_id"]])
+    assert "ALLOW" in redacted.output and "redacted before serving" in redacted.output
+    untrusted = next(
+        row
+        for s in catalog
+        for row in lake.read("gold", s.id).filter(pl.col("untrusted")).head(1).iter_rows(named=True)
+    )
+    finance = runner.invoke(app, ["policy", "explain", "--agent", "finance_analyst", "--purpose", "financial_analysis",
+                                  "--model", "local_smollm2", "--chunk", untrusted["chunk_id"], "--json"])  # fmt: skip
+    doc = json.loads(finance.output)
+    assert doc["resource"]["layer"] == "gold" and "untrusted_content" in doc["decision"]["reasons"]
+    missing = runner.invoke(app, [*base, "--agent", "hr_case_assistant", "--chunk", "gld_nope"])
+    assert missing.exit_code == 1 and "in no platinum or gold table" in missing.output
+
+
+def test_audit_asset_compacts_the_decision_log(first_run: dict[str, Any]) -> None:
+    from aquifer.audit import DecisionLog
+
+    log = DecisionLog(first_run["data"] / "decisions")
+    for i in range(5):
+        log.append({"kind": "test", "agent": "support_assistant", "purpose": "customer_support",
+                    "model": "local_smollm2", "locality": "local", "revision": "r", "request_allow": True,
+                    "request_reasons": [], "resources": [], "alerts": [], "n": i})  # fmt: skip
+    summary = materialize(["audit/decisions"], instance=first_run["instance"])
+    assert summary.success and summary.checks_failed == []
+    lake: Lake = first_run["lake"]
+    assert sorted(lake.read("audit", "decisions")["seq"].to_list()) == [1, 2, 3, 4, 5]
+    again = materialize(["audit/decisions"], instance=first_run["instance"])
+    assert again.success
+    assert lake.read("audit", "decisions").height == 5
+    proof = CliRunner().invoke(app, ["audit", "prove", "--classification", "confidential", "--locality", "external",
+                                     "--since", "1d", "--json"])  # fmt: skip
+    assert proof.exit_code == 0, proof.output
+    assert json.loads(proof.output)["decisions_scanned"] == 5
+
+
 def test_verify_fails_when_a_landing_file_changes(first_run: dict[str, Any]) -> None:
     lake: Lake = first_run["lake"]
     row = lake.read("platinum", "hr_handbook").row(0, named=True)

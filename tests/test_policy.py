@@ -76,7 +76,9 @@ def test_every_rule_file_has_a_test_file_with_an_allow_and_a_deny_per_reason() -
 def test_a_failing_rego_test_is_reported_as_failed(workspace: tuple[Path, Path]) -> None:
     policies, _ = workspace
     trust = policies / "aquifer/context/trust.rego"
-    trust.write_text(trust.read_text().replace("not input.resource.untrusted == false", "input.resource.untrusted == 7"))
+    trust.write_text(
+        trust.read_text().replace("not input.resource.untrusted == false", "input.resource.untrusted == 7")
+    )
     failed = {r.test.name for r in run_rego_tests(policies) if not r.passed}
     assert {"test_untrusted_denied", "test_unmarked_trust_denied"} <= failed
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aquifer.settings import get_settings
@@ -28,7 +29,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
 
@@ -330,7 +331,7 @@ def policy_explain(
     else:
         console.print("[bold red]DENY[/]")
         for code, text in zip(decision.reasons, decision.explanations, strict=False):
-            console.print(f"  {code}: {text}", highlight=False)
+            console.print(f"  {code}: {escape(text)}", highlight=False)
     console.print(f"policy revision {batch.revision} ({engine.backend.name} engine)", style="dim")
 
 
