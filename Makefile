@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup up test test-fast sample materialize ui status lint bench clean
+.PHONY: help setup up test test-fast sample materialize ui status lint bench bench-policy policy-test clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,12 @@ lint: setup ## ruff and mypy --strict on the library
 	$(BIN)/ruff check src pipelines tests bench
 	$(BIN)/ruff format --check src pipelines tests bench
 	$(BIN)/mypy
+
+policy-test: setup ## Run the Rego policy tests (like `opa test -v`)
+	$(BIN)/aquifer policy test
+
+bench-policy: setup ## Policy decision benchmark (microseconds per decision)
+	$(BIN)/python bench/policy.py
 
 bench: setup ## Pipeline benchmark at 1,000,000 records (writes docs/benchmarks.md figures to stdout)
 	$(BIN)/python bench/pipeline.py

@@ -326,6 +326,9 @@ def policy_explain(
         console.print("[bold green]ALLOW[/]")
         if decision.obligations.redact:
             console.print(f"  on condition that {', '.join(decision.obligations.redact)} are redacted before serving")
+        elif resources and resources[0].pii_types:
+            console.print(f"  with its PII ({', '.join(resources[0].pii_types)}) unredacted: the agent is a pii_reader "
+                          "acting for a purpose the dataset allows PII for")  # fmt: skip
         if decision.obligations.label:
             console.print(f"  labelled {decision.obligations.label}")
     else:
@@ -441,8 +444,11 @@ def audit_prove(
     else:
         console.print(doc["question"], highlight=False)
         cov = doc["covered"]
-        console.print(f"  decisions scanned: {proof.decisions_scanned} (seq {cov['first_seq']}..{cov['last_seq']}, "
-                      f"{cov['first_record']} .. {cov['last_record']})", highlight=False)  # fmt: skip
+        if proof.decisions_scanned:
+            console.print(f"  decisions scanned: {proof.decisions_scanned} (seq {cov['first_seq']}..{cov['last_seq']}, "
+                          f"{cov['first_record']} .. {cov['last_record']})", highlight=False)  # fmt: skip
+        else:
+            console.print("  decisions scanned: 0 (no decision was made in the window)")
         console.print(f"  resources decided: {proof.resources_scanned}, served: {proof.resources_served}")
         for rev in proof.revisions:
             console.print(f"  policy revision {rev['revision']}: {rev['decisions']} decisions, "

@@ -48,8 +48,8 @@ class Proof:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "question": f"did any {self.classification} resource reach a {self.locality} model "
-            f"between {self.since.isoformat()} and {self.until.isoformat()}?",
+            "question": f"did any {self.classification} resource reach {_article(self.locality)} {self.locality} model "
+            f"between {self.since.isoformat(timespec='seconds')} and {self.until.isoformat(timespec='seconds')}?",
             "verdict": self.verdict,
             "decisions_scanned": self.decisions_scanned,
             "resources_scanned": self.resources_scanned,
@@ -64,6 +64,10 @@ class Proof:
             "gaps": self.gaps,
             "violations": self.violations,
         }
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def load_decisions(lake: Lake, directory: Path) -> pl.LazyFrame:

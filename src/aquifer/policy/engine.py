@@ -175,11 +175,7 @@ class PolicyEngine:
                     self._remember((context, None), request)
                 missing = [r for r in unique(resources) if (context, r) not in self._cache]
                 if missing:
-                    answer = self._run(
-                        self.backend.evaluate,
-                        "decisions",
-                        {**context.as_input(), "resources": [r.as_input() for r in missing]},
-                    )
+                    answer = self._run(self.backend.decide_many, context.as_input(), [r.as_input() for r in missing])
                     if not isinstance(answer, list) or len(answer) != len(missing):
                         msg = f"decisions returned {type(answer).__name__}, expected a list of {len(missing)}"
                         raise PolicyEngineUnavailable(msg)
