@@ -17,7 +17,8 @@ from rich.table import Table
 from aquifer.settings import get_settings
 
 if TYPE_CHECKING:
-    from aquifer.policy import PolicyEngine
+    from aquifer.catalog import Catalog
+    from aquifer.policy import BatchDecision, PolicyEngine, Resource
 
 app = typer.Typer(
     help="Aquifer: governed, traceable context for AI agents.",
@@ -299,7 +300,8 @@ def policy_explain(
         catalog = engine.catalog
     except PolicyEngineUnavailable as exc:
         raise _fail(str(exc), 2) from None
-    resources, row = [], None
+    resources: list[Resource] = []
+    row = None
     if chunk:
         found = find_chunk(Lake.from_settings(get_settings()), catalog, chunk)
         if found is None:
@@ -308,6 +310,7 @@ def policy_explain(
         resources = [resource]
     batch = engine.decide(RequestContext(agent, purpose, model), resources)
     decision = batch.resources[0] if resources else batch.request
+    _log_explain(batch, catalog, resources, row)
     if as_json:
         print(json.dumps({"revision": batch.revision, "engine": engine.backend.name,
                           "request": {"agent": agent, "purpose": purpose, "model": model},
@@ -336,6 +339,27 @@ def policy_explain(
         for code, text in zip(decision.reasons, decision.explanations, strict=False):
             console.print(f"  {code}: {escape(text)}", highlight=False)
     console.print(f"policy revision {batch.revision} ({engine.backend.name} engine)", style="dim")
+
+
+def _log_explain(
+    batch: BatchDecision, catalog: Catalog, resources: list[Resource], row: dict[str, object] | None
+) -> None:
+    """A reviewer's question is a decision too: logged (kind ``explain``, nothing served) like every other."""
+    from aquifer.audit import DecisionLog, decision_record
+
+    settings = get_settings()
+    model = catalog.models.get(batch.context.model)
+    ids = [str(row.get("platinum_id") or row["chunk_id"])] if row else []
+    lineage = [[str(row[k]) for k in ("chunk_id", "silver_id") if row.get(k)]] if row else []
+    record = decision_record(
+        batch,
+        kind="explain",
+        locality=model.locality.value if model else None,
+        resources=resources,
+        ids=ids,
+        lineage=lineage,
+    )
+    DecisionLog(settings.decisions_dir, segment_bytes=settings.decision_log_segment_bytes).append(record)
 
 
 # -- agents -------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import polars as pl
 
 from aquifer.audit.compact import LAYER, TABLE, table_max_seq
 from aquifer.audit.log import read_records
-from aquifer.audit.records import SCHEMA, to_frame
+from aquifer.audit.records import SCHEMA, SERVING_KINDS, to_frame
 from aquifer.lake import Lake
 
 
@@ -124,10 +124,10 @@ def prove(
         }
         for r in revisions.iter_rows(named=True)
     ]
-    resources = window.select("decision_id", "time", "agent", "model", "locality", "resources").explode("resources")
-    resources = resources.filter(pl.col("resources").is_not_null()).unnest("resources")
+    resources = window.select("decision_id", "time", "kind", "agent", "model", "locality", "resources")
+    resources = resources.explode("resources").filter(pl.col("resources").is_not_null()).unnest("resources")
     proof.resources_scanned = resources.height
-    served = resources.filter(pl.col("allow"))
+    served = resources.filter(pl.col("allow") & pl.col("kind").is_in(SERVING_KINDS))
     proof.resources_served = served.height
     hits = served.filter((pl.col("classification") == classification) & (pl.col("locality") == locality))
     proof.violations = [

@@ -14,6 +14,10 @@ import polars as pl
 
 from aquifer.policy.decision import BatchDecision, Resource
 
+SERVING_KINDS = ("context", "chat")
+"""Record kinds whose allowed resources were actually sent to an agent (and its model). Other kinds, such as
+``explain`` (a reviewer asking the policy about a chunk), are logged as decisions but served nothing."""
+
 RESOURCE = pl.Struct(
     {
         "id": pl.String,
