@@ -132,7 +132,9 @@ class PolicyEngine:
         self._cache.clear()
 
     def _maybe_reload(self) -> None:
-        if time.monotonic() - self._checked_at < self.reload_interval_s and not self._needs_reload:
+        # At most once per interval, also while broken: an unreachable OPA is retried, not hammered, and until a
+        # reload succeeds every decision is a denial (``_error`` is set whenever ``_needs_reload`` is).
+        if time.monotonic() - self._checked_at < self.reload_interval_s:
             return
         with self._lock:
             if fingerprint(self.policy_dir, self.catalog_dir) != self._fingerprint or self._needs_reload:
@@ -149,8 +151,9 @@ class PolicyEngine:
             # The stuck call keeps the old thread and backend state: start over on a fresh thread and reload.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aquifer-policy")
-            self._needs_reload = True
             msg = f"the {self.backend.name} policy engine gave no answer within {self.timeout_s:g} s"
+            # The abandoned call may still be using the backend: deny until a reload has built a fresh one.
+            self._fail(self._revision, f"{msg}; reloading")
             raise PolicyEngineUnavailable(msg) from None
         except PolicyEngineUnavailable:
             raise
