@@ -67,8 +67,10 @@ def test_every_rule_file_has_a_test_file_with_an_allow_and_a_deny_per_reason() -
         codes |= set(re.findall(r'(?:request_deny|resource_deny) contains "(\w+)"', modules[rel]))
     assert len(codes) >= 11
     test_text = "\n".join(t for m, t in modules.items() if m.endswith("_test.rego"))
+    rule_text = "\n".join(modules[rel] for rel in rule_files)
     for code in codes:
         assert f'"{code}"' in test_text, f"no Rego test asserts reason {code}"
+        assert f'explain("{code}")' in rule_text, f"reason {code} has no explain() words for reviewers"
     assert sum(".allow" in t for m, t in modules.items() if m.endswith("_test.rego")) >= len(rule_files)
     assert len(tests) == len({t.ref for t in tests}), "duplicate test names would shadow each other"
 

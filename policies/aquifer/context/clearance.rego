@@ -9,7 +9,7 @@ _within_clearance if _rank(_agent.clearance) >= _rank(input.resource.classificat
 
 resource_deny contains "clearance_below_classification" if not _within_clearance
 
-message contains {"code": "clearance_below_classification", "text": concat("", [
+explain("clearance_below_classification") := concat("", [
 	"agent ", _s(input.agent), " is cleared for ", _s(_agent.clearance),
 	" data; this resource is ", _s(input.resource.classification),
-])}
+])

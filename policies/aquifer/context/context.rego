@@ -3,13 +3,13 @@
 # description: |
 #   Which agent, for which purpose, through which model, may see which chunk, and what must be redacted.
 #   The registries are data.aquifer.catalog (agents, models, datasets, levels), pushed from catalog/ by Aquifer.
-#   Each rule file of this package adds reason codes to request_deny or resource_deny (and the words a reviewer
-#   reads to message), or one-key objects to obligation; this file only combines them.
+#   Each rule file of this package adds reason codes to request_deny or resource_deny (with explain(code), the
+#   words a reviewer reads), or one-key objects to obligation; this file only combines them.
 #
 #   Written for both engines: Rego v1 for OPA and rego-cpp (regopy). rego-cpp 1.5.2 quotes computed strings in
 #   sprintf and cannot json.marshal arrays, so messages are built with concat and _s; and it carries partial-object
-#   rules (p.key := v) over from one `with` iteration to the next, so obligations and messages are partial *sets*,
-#   merged by complete rules here. See docs/policies.md.
+#   rules (p.key := v) over from one `with` iteration to the next, so obligations are a partial *set* merged by a
+#   complete rule here. See docs/policies.md.
 package aquifer.context
 
 import rego.v1
@@ -44,13 +44,17 @@ decisions := [d |
 _document(codes, obligations_doc) := {
 	"allow": count(codes) == 0,
 	"reasons": _sorted_codes(codes),
-	"explanations": [object.get(_messages, code, code) | some code in _sorted_codes(codes)],
+	"explanations": [_explanation(code) | some code in _sorted_codes(codes)],
 	"obligations": obligations_doc,
 }
 
 _sorted_codes(codes) := [code | some code in sort(codes)]
 
-_messages := {m.code: m.text | some m in message}
+# The words for a reason code: explain(code) where a rule file defines it, else the code itself. A function, so
+# only the denied codes' texts are ever built.
+_explanation(code) := text if {
+	text := explain(code)
+} else := code
 
 # Shared lookups. An unknown id makes them undefined, and every rule is written as "deny unless proven fine",
 # so an undefined lookup denies (fail closed) instead of silently passing.

@@ -11,9 +11,9 @@ _served_layers contains "gold" if "analyst" in _agent.roles
 
 resource_deny contains "layer_not_served" if not input.resource.layer in _served_layers
 
-message contains {"code": "layer_not_served", "text": concat("", [
+explain("layer_not_served") := concat("", [
 	"the ", _s(input.resource.layer), " layer is not served to agent ", _s(input.agent),
 	" (platinum is certified for every agent; gold only for analysts, labelled uncertified)",
-])}
+])
 
 obligation contains {"label": "uncertified"} if input.resource.layer == "gold"

@@ -18,16 +18,16 @@ _locality_ok if input.resource.classification in _locality_allows[_model.localit
 
 resource_deny contains "model_locality" if not _locality_ok
 
-message contains {"code": "model_locality", "text": concat("", [
+explain("model_locality") := concat("", [
 	_s(input.resource.classification), " data may not be sent to model ", _s(input.model),
 	", which runs ", _s(_model.locality),
-])}
+])
 
 _within_ceiling if _rank(_model.max_classification) >= _rank(input.resource.classification)
 
 resource_deny contains "above_model_ceiling" if not _within_ceiling
 
-message contains {"code": "above_model_ceiling", "text": concat("", [
+explain("above_model_ceiling") := concat("", [
 	"model ", _s(input.model), " is registered for at most ", _s(_model.max_classification),
 	" data; this resource is ", _s(input.resource.classification),
-])}
+])

@@ -20,4 +20,4 @@ obligation contains {"redact": [t | some t in sort({t | some t in input.resource
 # A resource that does not say which PII it holds cannot be redacted correctly.
 resource_deny contains "pii_unknown" if not is_array(input.resource.pii_types)
 
-message contains {"code": "pii_unknown", "text": "the resource does not list its PII types, so they cannot be redacted"}
+explain("pii_unknown") := "the resource does not list its PII types, so they cannot be redacted"

@@ -7,16 +7,16 @@ import rego.v1
 
 resource_deny contains "unknown_dataset" if not _dataset
 
-message contains {"code": "unknown_dataset", "text": concat("", [
+explain("unknown_dataset") := concat("", [
 	"dataset ", _s(input.resource.dataset), " is not in the catalog: nobody owns it, so nobody may read it",
-])}
+])
 
 resource_deny contains "purpose_not_allowed_for_dataset" if {
 	_dataset
 	not input.purpose in _dataset.purposes
 }
 
-message contains {"code": "purpose_not_allowed_for_dataset", "text": concat("", [
+explain("purpose_not_allowed_for_dataset") := concat("", [
 	"the owner of dataset ", _s(input.resource.dataset), " allows it for ", _s(_dataset.purposes),
 	"; purpose ", _s(input.purpose), " is not one of them",
-])}
+])

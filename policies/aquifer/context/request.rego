@@ -7,17 +7,17 @@ import rego.v1
 
 request_deny contains "unknown_agent" if not _agent
 
-message contains {"code": "unknown_agent", "text": concat("", [
+explain("unknown_agent") := concat("", [
 	"agent ", _s(input.agent),
 	" is not registered in catalog/agents",
-])}
+])
 
 request_deny contains "unknown_model" if not _model
 
-message contains {"code": "unknown_model", "text": concat("", [
+explain("unknown_model") := concat("", [
 	"model ", _s(input.model),
 	" is not registered in catalog/models, so nothing may be sent to it",
-])}
+])
 
 # (An unknown agent is denied above; these two rules say what a known agent may do.)
 request_deny contains "purpose_not_allowed" if {
@@ -25,16 +25,16 @@ request_deny contains "purpose_not_allowed" if {
 	not input.purpose in _agent.purposes
 }
 
-message contains {"code": "purpose_not_allowed", "text": concat("", [
+explain("purpose_not_allowed") := concat("", [
 	"agent ", _s(input.agent), " may act only for ", _s(_agent.purposes),
 	"; purpose ", _s(input.purpose), " is not one of them",
-])}
+])
 
 request_deny contains "model_not_allowed" if {
 	_agent
 	not input.model in _agent.models
 }
 
-message contains {"code": "model_not_allowed", "text": concat("", [
+explain("model_not_allowed") := concat("", [
 	"agent ", _s(input.agent), " may send context only to ", _s(_agent.models), ", not to ", _s(input.model),
-])}
+])

@@ -7,7 +7,4 @@ import rego.v1
 
 resource_deny contains "untrusted_content" if not input.resource.untrusted == false
 
-message contains {
-	"code": "untrusted_content",
-	"text": "the resource holds instruction-like text (or is not marked trusted) and is never served",
-}
+explain("untrusted_content") := "the resource holds instruction-like text (or is not marked trusted) and is never served"
