@@ -13,7 +13,7 @@ import dagster as dg
 
 from aquifer.catalog import load_catalog
 from aquifer.settings import get_settings
-from pipelines.defs import audit, bronze, gold, platinum, silver
+from pipelines.defs import audit, bronze, gold, index, platinum, silver
 from pipelines.defs.resources import AquiferResource
 
 MULTIPROCESS_JOB = "materialize_all_multiprocess"
@@ -23,7 +23,11 @@ def build_definitions() -> dg.Definitions:
     catalog = load_catalog(get_settings().catalog_dir)
     layers = [bronze, silver, gold, platinum]
     return dg.Definitions(
-        assets=[*(a for layer in layers for a in layer.assets.build(catalog)), *audit.assets.build()],
+        assets=[
+            *(a for layer in layers for a in layer.assets.build(catalog)),
+            *index.assets.build(catalog),
+            *audit.assets.build(),
+        ],
         schedules=[audit.assets.compaction_schedule],
         jobs=[
             dg.define_asset_job(

@@ -58,7 +58,7 @@ def test_first_run_materializes_every_layer_and_passes_every_check(first_run: di
     assert summary.checks_failed == []
     assert summary.errors == []
     assert summary.success
-    expected = [f"{layer}/{s.id}" for layer in LAYERS for s in catalog] + ["audit/decisions"]
+    expected = [f"{layer}/{s.id}" for layer in LAYERS for s in catalog] + ["audit/decisions", "index/chunks"]
     assert sorted(summary.materialized) == sorted(expected)
     lake: Lake = first_run["lake"]
     for source in catalog:

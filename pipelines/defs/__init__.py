@@ -1,3 +1,3 @@
-from pipelines.defs import audit, bronze, gold, platinum, silver
+from pipelines.defs import audit, bronze, gold, index, platinum, silver
 
-__all__ = ["audit", "bronze", "gold", "platinum", "silver"]
+__all__ = ["audit", "bronze", "gold", "index", "platinum", "silver"]

@@ -197,6 +197,20 @@ def lineage(
             console.print("[green]verified[/]: every landing file matches the sha256 recorded at ingestion")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the governed retrieval API (POST /v1/context; docs at /docs) with uvicorn."""
+    import uvicorn
+
+    from aquifer.service import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
+
+
 # -- policy -------------------------------------------------------------------------------------------------------
 
 policy_app = typer.Typer(help="Write, test and question the Rego access policy.", no_args_is_help=True)

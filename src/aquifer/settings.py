@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     decision_log_dir: Path | None = Field(
         default=None, description="Write-ahead decision log (JSON lines). Default: <data_dir>/decisions."
     )
+    index_uri: str | None = Field(
+        default=None, description="LanceDB directory or URI of the chunk index. Default: <data_dir>/index."
+    )
     decision_log_segment_bytes: int = Field(
         default=64 * 1024 * 1024, gt=1024, description="A log segment rotates when it reaches this size."
     )
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def landing_dir(self) -> Path:
         return self.data_dir / "landing"
+
+    @property
+    def index_location(self) -> str:
+        return self.index_uri or str((self.data_dir / "index").resolve())
 
     @property
     def decisions_dir(self) -> Path:

@@ -127,7 +127,7 @@ def prove(
     resources = window.select("decision_id", "time", "kind", "agent", "model", "locality", "resources")
     resources = resources.explode("resources").filter(pl.col("resources").is_not_null()).unnest("resources")
     proof.resources_scanned = resources.height
-    served = resources.filter(pl.col("allow") & pl.col("kind").is_in(SERVING_KINDS))
+    served = resources.filter(pl.col("allow") & pl.col("served").fill_null(True) & pl.col("kind").is_in(SERVING_KINDS))
     proof.resources_served = served.height
     hits = served.filter((pl.col("classification") == classification) & (pl.col("locality") == locality))
     proof.violations = [

@@ -26,6 +26,7 @@ RESOURCE = pl.Struct(
         "classification": pl.String,
         "pii_types": pl.List(pl.String),
         "allow": pl.Boolean,
+        "served": pl.Boolean,
         "reasons": pl.List(pl.String),
         "redacted": pl.List(pl.String),
         "label": pl.String,
@@ -62,13 +63,16 @@ def decision_record(
     resources: Sequence[Resource] = (),
     ids: Sequence[str] = (),
     lineage: Sequence[Sequence[str]] = (),
+    served: Sequence[bool] = (),
     alerts: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The log record of one batch. ``resources``, ``ids`` and ``lineage`` run parallel to ``batch.resources``."""
+    """The log record of one batch. ``resources``, ``ids``, ``lineage`` and ``served`` (was it in the answer;
+    default: allowed and of a serving kind) run parallel to ``batch.resources``."""
     if not (len(resources) == len(batch.resources) and len(ids) == len(resources)):
         msg = f"{len(batch.resources)} decisions but {len(resources)} resources and {len(ids)} ids"
         raise ValueError(msg)
     lineage = list(lineage) or [[] for _ in ids]
+    served = list(served) or [d.allow and kind in SERVING_KINDS for d in batch.resources]
     return {
         "kind": kind,
         "agent": batch.context.agent,
@@ -86,12 +90,13 @@ def decision_record(
                 "classification": res.classification,
                 "pii_types": list(res.pii_types),
                 "allow": d.allow,
+                "served": bool(was_served and d.allow),
                 "reasons": list(d.reasons),
                 "redacted": list(d.obligations.redact) if d.allow else [],
                 "label": d.obligations.label if d.allow else None,
                 "lineage": list(lin),
             }
-            for rid, res, d, lin in zip(ids, resources, batch.resources, lineage, strict=True)
+            for rid, res, d, lin, was_served in zip(ids, resources, batch.resources, lineage, served, strict=True)
         ],
         "alerts": list(alerts),
     }

@@ -1,0 +1,3 @@
+from pipelines.defs.index import assets, checks
+
+__all__ = ["assets", "checks"]

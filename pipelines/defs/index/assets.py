@@ -1,0 +1,55 @@
+import dagster as dg
+
+from aquifer.catalog import Catalog
+from aquifer.embedding import get_embedder
+from aquifer.index import TABLE, ChunkIndex
+from aquifer.tokenizer import EMBEDDING_MODEL
+from pipelines.defs.index.checks import IN_SYNC, IN_SYNC_DESCRIPTION, in_sync
+from pipelines.defs.resources import AquiferResource
+
+CODE_VERSION = "index-1"
+KEY = dg.AssetKey(["index", TABLE])
+
+
+def build(catalog: Catalog) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=KEY,
+        group_name="index",
+        deps=[dg.AssetKey(["platinum", s.id]) for s in catalog],
+        description="LanceDB vector index of every certified platinum chunk (all-MiniLM-L6-v2), with its policy "
+        "class and precomputed provenance receipt. Only new or changed chunks are embedded; chunks that left "
+        "platinum leave the index in the same run.",
+        owners=["team:Platform"],
+        kinds={"lancedb", "polars"},
+        code_version=CODE_VERSION,
+        metadata={"embedding_model": EMBEDDING_MODEL},
+        check_specs=[dg.AssetCheckSpec(IN_SYNC, asset=KEY, description=IN_SYNC_DESCRIPTION, blocking=True)],
+    )
+    def index_chunks(aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        settings, lake, catalog = aquifer.settings(), aquifer.lake(), aquifer.catalog()
+        index = ChunkIndex(settings.index_location)
+        embedder = get_embedder()
+        result = index.sync(lake, catalog, embedder)
+        outcome = in_sync(index, lake, catalog)
+        return dg.MaterializeResult(
+            metadata={
+                "index_version": result.version,
+                "rows": result.rows,
+                "added": result.added,
+                "removed": result.removed,
+                "unchanged": result.unchanged,
+                "embedding_model": EMBEDDING_MODEL,
+                "embedding_device": embedder.device,
+                "uri": settings.index_location,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=IN_SYNC,
+                    passed=outcome.passed,
+                    description=outcome.description,
+                    metadata=outcome.metadata,
+                )
+            ],
+        )
+
+    return [index_chunks]

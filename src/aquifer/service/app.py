@@ -1,0 +1,207 @@
+"""The HTTP front door: ``aquifer serve`` (uvicorn) serves :func:`create_app`.
+
+Routes: ``POST /v1/context``, ``GET /v1/lineage/{chunk_id}``, ``GET /v1/decisions/{decision_id}``, ``GET /healthz``,
+``GET /readyz``, ``GET /metrics`` (Prometheus), OpenAPI docs at ``/docs``. Every error is a JSON
+:class:`~aquifer.service.schemas.ErrorResponse`, mapped from a domain exception in one place; no stack trace
+ever leaves the process.
+
+No ``from __future__ import annotations`` here: FastAPI resolves the dependency aliases defined inside
+:func:`create_app` from the annotations at definition time.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from aquifer.audit.prove import load_decisions
+from aquifer.lake import Lake
+from aquifer.lineage import LineageError, trace
+from aquifer.policy import RequestContext
+from aquifer.service.retrieval import (
+    STAGES,
+    Forbidden,
+    NotFound,
+    RetrievalError,
+    Retriever,
+    Timings,
+    Unauthenticated,
+    Unavailable,
+)
+from aquifer.service.schemas import ContextRequest, ContextResponse, DecisionRecord, ErrorResponse
+from aquifer.settings import Settings, get_settings
+
+log = logging.getLogger("aquifer.service")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
+    403: {"model": ErrorResponse, "description": "Refused by policy, with reason codes"},
+    422: {"model": ErrorResponse, "description": "Invalid request, naming the field"},
+    503: {"model": ErrorResponse, "description": "Policy engine or index unavailable (fail closed)"},
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.stage = Histogram(
+            "aquifer_stage_seconds", "Time per request stage", ["stage"], registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )  # fmt: skip
+        self.requests = Counter("aquifer_requests_total", "Requests by route and status", ["route", "status"],
+                                registry=self.registry)  # fmt: skip
+        self.chunks = Counter("aquifer_chunk_decisions_total", "Per-chunk decisions by outcome and reason",
+                              ["outcome", "reason"], registry=self.registry)  # fmt: skip
+        self.alerts = Counter("aquifer_prefilter_alerts_total", "Chunks the prefilter let through but the policy "
+                              "denied (dropped)", registry=self.registry)  # fmt: skip
+
+
+def create_app(settings: Settings | None = None, *, retriever: Retriever | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+    bearer = HTTPBearer(auto_error=False, description="An agent token (aquifer agents issue-token)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.retriever = retriever or Retriever(settings)
+        yield
+        app.state.retriever.engine.close()
+
+    app = FastAPI(
+        title="Aquifer",
+        summary="Governed, traceable context for AI agents",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+
+    def get_retriever(request: Request) -> Retriever:
+        return request.app.state.retriever  # type: ignore[no-any-return]
+
+    RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+
+    def current_agent(
+        retriever: RetrieverDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> str:
+        timings = Timings()
+        with timings.stage("auth"):
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise Unauthenticated("missing bearer token (Authorization: Bearer <agent token>)")
+            agent = retriever.authenticate(credentials.credentials)
+        metrics.stage.labels("auth").observe(timings.seconds["auth"])
+        return agent
+
+    AgentDep = Annotated[str, Depends(current_agent)]
+
+    @app.exception_handler(RetrievalError)
+    async def _domain_error(request: Request, exc: RetrievalError) -> JSONResponse:
+        body = ErrorResponse(error=exc.error, detail=exc.detail, reasons=exc.reasons, explanations=exc.explanations,
+                             field=exc.field)  # fmt: skip
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        metrics.requests.labels(request.url.path.split("/")[2] if request.url.path.startswith("/v1/") else "other",
+                                str(exc.status)).inc()  # fmt: skip
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        body = ErrorResponse(error="invalid_request", detail=f"{where}: {first.get('msg')}", field=where)
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        body = ErrorResponse(error="internal", detail="internal error; see the service log")
+        return JSONResponse(body.model_dump(), status_code=500)
+
+    @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["context"])
+    def context(body: ContextRequest, agent: AgentDep, retriever: RetrieverDep) -> ContextResponse:
+        """Governed context for a query: only chunks this agent may see for this purpose through this model,
+        redacted as the policy requires, each with its provenance receipt."""
+        timings = Timings()
+        response = retriever.context(agent, body, timings)
+        for stage in STAGES:
+            if stage in timings.seconds:
+                metrics.stage.labels(stage).observe(timings.seconds[stage])
+        metrics.requests.labels("context", "200").inc()
+        metrics.chunks.labels("allow", "").inc(len(response.chunks))
+        new_alerts = len(retriever.alerts)
+        if new_alerts:
+            metrics.alerts.inc(new_alerts)
+            retriever.alerts.clear()
+        return response
+
+    @app.get("/v1/lineage/{chunk_id}", responses=ERRORS, tags=["lineage"])
+    def lineage(
+        chunk_id: str,
+        agent: AgentDep,
+        retriever: RetrieverDep,
+        purpose: Annotated[str | None, Query(description="Default: the agent's first purpose")] = None,
+        model: Annotated[str | None, Query(description="Default: the agent's default model")] = None,
+    ) -> dict[str, Any]:
+        """The lineage of a chunk this agent may read (for this purpose and model), back to its landing file."""
+        entry = retriever.engine.catalog.agents[agent]
+        ctx = RequestContext(agent, purpose or entry.purposes[0], model or entry.default_model)
+        row = _indexed(retriever, chunk_id)
+        from aquifer.index import resource_of
+
+        decision = retriever.engine.decide(ctx, [resource_of(row)] if row else [])
+        if row is None or not decision.resources[0].allow:
+            # the same answer whether the chunk is unknown or withheld: a denial leaves no trace
+            raise NotFound(f"no chunk {chunk_id} that agent {agent} may read")
+        try:
+            nodes = trace(Lake.from_settings(settings), [row["platinum_id"]], sorted(retriever.engine.catalog.sources))
+        except LineageError as exc:
+            raise NotFound(str(exc)) from None
+        return {"chunk_id": row["chunk_id"], "lineage": nodes[0].as_dict()}
+
+    @app.get("/v1/decisions/{decision_id}", response_model=DecisionRecord, responses=ERRORS, tags=["audit"])
+    def decision(decision_id: str, agent: AgentDep, retriever: RetrieverDep) -> dict[str, Any]:
+        """A decision record from the log (agents with role ``auditor``)."""
+        if "auditor" not in retriever.engine.catalog.agents[agent].roles:
+            raise Forbidden(f"agent {agent} lacks role auditor", reasons=["role_required"],
+                            explanations=["only agents with role auditor may read decision records"])  # fmt: skip
+        found = (
+            load_decisions(Lake.from_settings(settings), settings.decisions_dir)
+            .filter(pl.col("decision_id") == decision_id)
+            .collect()
+        )
+        if found.is_empty():
+            raise NotFound(f"no decision {decision_id}")
+        return found.row(0, named=True)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready, with what is missing"}})
+    def readyz(retriever: RetrieverDep) -> JSONResponse:
+        problems = retriever.readiness()
+        body = {"status": "ready" if not problems else "not_ready", "problems": problems,
+                "policy_revision": retriever.engine.revision, "index_version": retriever.index.version(),
+                "embedding_model": retriever.embedder.name, "embedding_device": retriever.embedder.device}  # fmt: skip
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _indexed(retriever: Retriever, chunk_id: str) -> dict[str, Any] | None:
+    if not retriever.index.exists():
+        raise Unavailable("no index: materialize index/chunks")
+    from aquifer.index import sql_in
+
+    column = "platinum_id" if chunk_id.startswith("plt_") else "chunk_id"
+    rows = retriever.index.table().search().where(sql_in(column, [chunk_id])).limit(1).to_list()
+    return rows[0] if rows else None

@@ -1,0 +1,314 @@
+"""Governed retrieval, independent of HTTP: authenticate, decide, prefilter, search, re-check, redact, pack, log.
+
+The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy, embedding, search, assembly, log):
+
+1. the token names an agent (:class:`aquifer.credentials.Authenticator`);
+2. the request-level decision (purpose, model) - refused before any search;
+3. the prefilter: the policy evaluated once over every resource class present in the index, cached per (agent,
+   purpose, model, policy revision, index version), becomes a LanceDB ``where`` on ``class_key``, so the search
+   returns top_k allowed chunks, never fewer because of filtering;
+4. the vector search, with the prefilter and a freshness bound (``fresh_until``);
+5. a per-chunk decision on what came back: a chunk the policy denies is dropped even though the prefilter let it
+   through, and the event is logged as an alert;
+6. obligations: PII spans redacted with typed placeholders;
+7. packing to ``max_tokens`` (counted with the embedding model's tokenizer), in a stable order;
+8. the decision record, fsync'd to the log, and only then the answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aquifer.audit import DecisionLog, decision_record
+from aquifer.credentials import AuthenticationError, Authenticator, CredentialStore
+from aquifer.embedding import Embedder
+from aquifer.index import ChunkIndex, class_key, resource_of, sql_in
+from aquifer.pii import PiiSpan, redact
+from aquifer.policy import POLICY_ENGINE_UNAVAILABLE, BatchDecision, PolicyEngine, RequestContext
+from aquifer.service.schemas import Chunk, ContextRequest, ContextResponse, Layered, Receipt, Redaction
+from aquifer.settings import Settings
+from aquifer.tokenizer import EMBEDDING_MODEL, count_tokens
+
+STAGES = ("auth", "policy", "embedding", "search", "assembly", "log")
+
+
+class RetrievalError(Exception):
+    status = 500
+    error = "internal"
+
+    def __init__(self, detail: str, *, reasons: list[str] | None = None, explanations: list[str] | None = None,
+                 field: str | None = None) -> None:  # fmt: skip
+        super().__init__(detail)
+        self.detail, self.reasons, self.explanations, self.field = detail, reasons or [], explanations or [], field
+
+
+class Unauthenticated(RetrievalError):
+    status, error = 401, "unauthenticated"
+
+
+class Forbidden(RetrievalError):
+    status, error = 403, "forbidden"
+
+
+class NotFound(RetrievalError):
+    status, error = 404, "not_found"
+
+
+class InvalidRequest(RetrievalError):
+    status, error = 422, "invalid_request"
+
+
+class Unavailable(RetrievalError):
+    status, error = 503, "unavailable"
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Alert:
+    chunk_id: str
+    reasons: list[str]
+
+
+class Retriever:
+    """Everything ``/v1/context`` needs, created once (the service's lifespan) and shared by requests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: PolicyEngine | None = None,
+        index: ChunkIndex | None = None,
+        embedder: Embedder | None = None,
+        log: DecisionLog | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or PolicyEngine.from_settings(settings)
+        self.index = index or ChunkIndex(settings.index_location)
+        self.embedder = embedder or Embedder()
+        self.log = log or DecisionLog(settings.decisions_dir, segment_bytes=settings.decision_log_segment_bytes)
+        self.authenticator = authenticator or Authenticator(
+            CredentialStore(settings.credentials_file), production=settings.environment == "production"
+        )
+        self._prefilters: dict[tuple[RequestContext, str, int], list[str]] = {}
+        self._lock = threading.Lock()
+        self.alerts: list[Alert] = []
+
+    # -- readiness -------------------------------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, str]:
+        """What is not ready, by component (empty when ready)."""
+        problems: dict[str, str] = {}
+        if self.engine.error:
+            problems["policy_engine"] = self.engine.error
+        if not self.index.exists():
+            problems["index"] = f"no index at {self.index.uri}: materialize index/chunks"
+        return problems
+
+    # -- steps -----------------------------------------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> str:
+        try:
+            return self.authenticator.authenticate(token, catalog=self.engine.catalog)
+        except AuthenticationError as exc:
+            raise Unauthenticated(str(exc)) from None
+
+    def _request_decision(self, ctx: RequestContext) -> BatchDecision:
+        batch = self.engine.decide(ctx)
+        if batch.request.reasons == [POLICY_ENGINE_UNAVAILABLE]:
+            raise Unavailable("the policy engine cannot decide: " + "; ".join(batch.request.explanations),
+                              reasons=[POLICY_ENGINE_UNAVAILABLE])  # fmt: skip
+        return batch
+
+    def _refuse(self, ctx: RequestContext, batch: BatchDecision, *, kind: str) -> Forbidden:
+        self.log.append(decision_record(batch, kind=kind, locality=self._locality(ctx.model)))
+        return Forbidden(
+            f"agent {ctx.agent} may not use purpose {ctx.purpose} with model {ctx.model}",
+            reasons=batch.request.reasons,
+            explanations=batch.request.explanations,
+        )
+
+    def _locality(self, model: str) -> str | None:
+        entry = self.engine.catalog.models.get(model)
+        return entry.locality.value if entry else None
+
+    def resolve_version(self, as_of: str | None) -> int:
+        current = self.index.version()
+        if current is None:
+            raise Unavailable(f"no index at {self.index.uri}: materialize index/chunks")
+        if as_of is None:
+            return current
+        if as_of.isdigit():
+            version = int(as_of)
+            if not 1 <= version <= current:
+                raise InvalidRequest(f"as_of: index version {version} does not exist (1..{current})", field="as_of")
+            return version
+        try:
+            moment = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            raise InvalidRequest(f"as_of: {as_of!r} is neither an index version nor an ISO 8601 time",
+                                 field="as_of") from None  # fmt: skip
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        earlier = [v for v in self.index.versions() if _aware(v["timestamp"]) <= moment]
+        if not earlier:
+            raise InvalidRequest(f"as_of: the index did not exist yet at {moment.isoformat()}", field="as_of")
+        return int(max(earlier, key=lambda v: v["version"])["version"])
+
+    def allowed_classes(self, ctx: RequestContext, version: int) -> list[str]:
+        """The class keys this request may see: the policy over the index's finite set of classes, cached."""
+        revision = self.engine.revision
+        key = (ctx, revision, version)
+        with self._lock:
+            cached = self._prefilters.get(key)
+        if cached is not None:
+            return cached
+        classes = self.index.classes(version=version)
+        batch = self.engine.decide(ctx, classes)
+        if any(d.reasons == [POLICY_ENGINE_UNAVAILABLE] for d in batch.resources):
+            raise Unavailable("the policy engine cannot decide the prefilter", reasons=[POLICY_ENGINE_UNAVAILABLE])
+        allowed = [class_key(r) for r, d in zip(classes, batch.resources, strict=True) if d.allow]
+        with self._lock:
+            if len(self._prefilters) > 10_000:
+                self._prefilters.clear()
+            self._prefilters[key] = allowed
+        return allowed
+
+    def context(self, agent: str, request: ContextRequest, timings: Timings) -> ContextResponse:
+        ctx = RequestContext(agent, request.purpose, request.model)
+        with timings.stage("policy"):
+            batch = self._request_decision(ctx)
+            if not batch.request.allow:
+                raise self._refuse(ctx, batch, kind="context")
+            version = self.resolve_version(request.as_of)
+            allowed = self.allowed_classes(ctx, version)
+        moment = _as_of_time(request.as_of) or dt.datetime.now(dt.UTC)
+        rows: list[dict[str, Any]] = []
+        if allowed:
+            with timings.stage("embedding"):
+                vector = self.embedder.encode([request.query])[0]
+            with timings.stage("search"):
+                where = f"({sql_in('class_key', allowed)}) AND fresh_until >= TIMESTAMP '{_sql_time(moment)}'"
+                rows = self.index.search(vector, where=where, k=request.top_k, version=version)
+        with timings.stage("policy"):
+            resources = [resource_of(r) for r in rows]
+            decided = self.engine.decide(ctx, resources)
+        with timings.stage("assembly"):
+            decision_id = f"dec_{uuid.uuid4().hex}"
+            alerts = [
+                Alert(r["chunk_id"], d.reasons) for r, d in zip(rows, decided.resources, strict=True) if not d.allow
+            ]
+            chunks = self._assemble(rows, decided, request.max_tokens, version, decision_id)
+            served = {c.chunk_id for c in chunks}
+        with timings.stage("log"):
+            record = decision_record(
+                decided,
+                kind="context",
+                locality=self._locality(ctx.model),
+                resources=resources,
+                ids=[r["platinum_id"] for r in rows],
+                lineage=[[r["gold_id"], r["silver_id"], r["bronze_id"]] for r in rows],
+                served=[r["chunk_id"] in served for r in rows],
+                alerts=[f"prefilter_let_through:{a.chunk_id}:{','.join(a.reasons)}" for a in alerts],
+            )
+            record.update(decision_id=decision_id, index_version=version, query_chars=len(request.query))
+            self.log.append(record)
+        if alerts:
+            with self._lock:
+                self.alerts.extend(alerts)
+        return ContextResponse(
+            decision_id=decision_id,
+            agent=agent,
+            purpose=ctx.purpose,
+            model=ctx.model,
+            locality=self._locality(ctx.model) or "unregistered",
+            policy_revision=decided.revision,
+            index_version=version,
+            embedding_model=EMBEDDING_MODEL,
+            tokens=sum(c.tokens for c in chunks),
+            chunks=chunks,
+        )
+
+    def _assemble(self, rows: list[dict[str, Any]], decided: BatchDecision, max_tokens: int | None, version: int,
+                  decision_id: str) -> list[Chunk]:  # fmt: skip
+        candidates = []
+        for row, decision in zip(rows, decided.resources, strict=True):
+            if not decision.allow:
+                continue
+            types = decision.obligations.redact
+            spans = [PiiSpan(s["type"], s["start"], s["end"]) for s in row["pii_spans"] or []]
+            text = redact(row["text"], spans, types) if types else row["text"]
+            counts: dict[str, int] = {}
+            for span in spans:
+                if span.type in types:
+                    counts[span.type] = counts.get(span.type, 0) + 1
+            candidates.append((row, decision, text, counts))
+        # stable order: best score first, ties by chunk id
+        candidates.sort(key=lambda c: (-round(c[0]["score"], 6), c[0]["chunk_id"]))
+        tokens = count_tokens([c[2] for c in candidates]) if candidates else []
+        chunks, used = [], 0
+        for (row, decision, text, counts), n in zip(candidates, tokens, strict=True):
+            if max_tokens is not None and used + n > max_tokens:
+                continue
+            used += n
+            chunks.append(
+                Chunk(
+                    chunk_id=row["chunk_id"],
+                    text=text,
+                    score=round(row["score"], 6),
+                    dataset=row["dataset"],
+                    layer=row["layer"],
+                    classification=row["classification"],
+                    tokens=n,
+                    redactions=[Redaction(type=t, count=c) for t, c in sorted(counts.items())],
+                    label=decision.obligations.label,
+                    receipt=Receipt(
+                        source_uri=row["source_uri"],
+                        source_sha256=row["source_sha256"],
+                        bronze=Layered(id=row["bronze_id"], delta_version=row["bronze_version"]),
+                        silver=Layered(id=row["silver_id"], delta_version=row["silver_version"]),
+                        gold=Layered(id=row["gold_id"], delta_version=row["gold_version"]),
+                        platinum=Layered(id=row["platinum_id"], delta_version=row["platinum_version"]),
+                        dagster_run_id=row["run_id"],
+                        embedding_model=row["embedding_model"],
+                        index_version=version,
+                        policy_revision=decided.revision,
+                        decision_id=decision_id,
+                    ),
+                )
+            )
+        return chunks
+
+
+def _aware(value: Any) -> dt.datetime:
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _as_of_time(as_of: str | None) -> dt.datetime | None:
+    if as_of is None or as_of.isdigit():
+        return None
+    moment = dt.datetime.fromisoformat(as_of)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _sql_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

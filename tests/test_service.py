@@ -1,0 +1,351 @@
+"""End to end: a real uvicorn server (``aquifer serve``) over the materialized sample corpus, the real index and
+embedding model, the real policy; called over HTTP with the library's client and raw httpx."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from aquifer import sample
+from aquifer.catalog import load_catalog
+from aquifer.cli import app
+from aquifer.client import AquiferClient, AquiferError, AsyncAquiferClient
+from aquifer.lake import Lake
+from aquifer.runs import materialize
+from aquifer.settings import PROJECT_ROOT, get_settings
+from tests import policy_oracle
+from tests.test_credentials import DEV_TOKENS
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+QUESTION = "an employee complained about their manager; what is their phone number?"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aquifer", "serve", "--port", str(self.port), "--log-level", "warning"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise AssertionError(f"server did not start: {log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("service")
+    data = root / "data"
+    shutil.copytree(PROJECT_ROOT / "policies", root / "policies")
+    shutil.copytree(PROJECT_ROOT / "catalog", root / "catalog")
+    sample.generate(data / "landing", scale=1, seed=7)
+    env = {
+        **os.environ,
+        "AQUIFER_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(data / "dagster"),
+        "AQUIFER_POLICY_DIR": str(root / "policies"),
+        "AQUIFER_CATALOG_DIR": str(root / "catalog"),
+        "AQUIFER_CREDENTIALS_FILE": str(root / "catalog" / "credentials.yaml"),
+        "AQUIFER_POLICY_RELOAD_INTERVAL_S": "0.2",
+        "HF_HUB_OFFLINE": "1",
+    }
+    mp = pytest.MonkeyPatch()
+    for key in ("AQUIFER_DATA_DIR", "DAGSTER_HOME", "AQUIFER_POLICY_DIR", "AQUIFER_CATALOG_DIR",
+                "AQUIFER_CREDENTIALS_FILE"):  # fmt: skip
+        mp.setenv(key, env[key])
+    get_settings.cache_clear()
+    instance = dg.DagsterInstance.ephemeral()
+    summary = materialize(instance=instance)
+    assert summary.success, summary
+    server = Server(env, root / "server.log")
+    yield {"root": root, "data": data, "env": env, "server": server, "instance": instance,
+           "lake": Lake(str(data / "lake")), "catalog": load_catalog(root / "catalog")}  # fmt: skip
+    server.stop()
+    mp.undo()
+    get_settings.cache_clear()
+
+
+def client(world: dict[str, Any], agent: str) -> AquiferClient:
+    return AquiferClient(world["server"].url, token=DEV_TOKENS[agent])
+
+
+def _platinum(world: dict[str, Any]) -> pl.DataFrame:
+    lake: Lake = world["lake"]
+    return pl.concat(
+        [lake.read("platinum", s) for s in world["catalog"].sources if lake.exists("platinum", s)],
+        how="vertical_relaxed",
+    )
+
+
+def test_demo_agents_get_different_context_for_the_same_question(world: dict[str, Any]) -> None:
+    seen: dict[str, set[str]] = {}
+    for agent, purpose, model in [
+        ("support_assistant", "customer_support", "local_smollm2"),
+        ("hr_case_assistant", "hr_casework", "local_smollm2"),
+        ("marketing_assistant", "marketing", "external_gpt"),
+        ("finance_analyst", "financial_analysis", "local_smollm2"),
+    ]:
+        with client(world, agent) as c:
+            answer = c.context(QUESTION, purpose=purpose, model=model, top_k=6)
+        assert answer.chunks, agent
+        seen[agent] = {ch.dataset for ch in answer.chunks}
+        assert answer.agent == agent and answer.policy_revision and answer.index_version >= 1
+        for ch in answer.chunks:
+            assert ch.receipt.decision_id == answer.decision_id
+            assert ch.receipt.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        seen["hr_case_assistant"] <= {"hr_case_notes", "hr_handbook"} and "hr_case_notes" in seen["hr_case_assistant"]
+    )
+    assert seen["marketing_assistant"] == {"product_docs"}
+    assert seen["finance_analyst"] == {"finance_reports"}
+    assert "hr_case_notes" not in seen["support_assistant"]
+
+
+def test_pii_is_redacted_unless_the_agent_may_read_it(world: dict[str, Any]) -> None:
+    platinum = _platinum(world).filter(pl.col("pii_types").list.len() > 0)
+    spans = {r["chunk_id"]: [r["text"][s["start"]:s["end"]] for s in r["pii_spans"]]
+             for r in platinum.iter_rows(named=True)}  # fmt: skip
+    with client(world, "support_assistant") as c:
+        answer = c.context("invoice rejected, please call me back", purpose="customer_support",
+                           model="local_smollm2", top_k=10)  # fmt: skip
+    redacted = [ch for ch in answer.chunks if ch.redactions]
+    assert redacted, "support tickets carry contact details"
+    for ch in redacted:
+        for value in spans[ch.chunk_id]:
+            assert value not in ch.text
+        assert any(f"[{r.type.upper()}]" in ch.text for r in ch.redactions)
+    with client(world, "hr_case_assistant") as c:
+        hr = c.context(QUESTION, purpose="hr_casework", model="local_smollm2", top_k=5)
+    cases = [ch for ch in hr.chunks if ch.dataset == "hr_case_notes"]
+    assert cases and all(not ch.redactions for ch in cases), "a pii_reader for hr_casework reads case PII"
+    assert any(v in ch.text for ch in cases for v in spans.get(ch.chunk_id, []))
+
+
+def test_max_tokens_packs_in_a_stable_order(world: dict[str, Any]) -> None:
+    with client(world, "support_assistant") as c:
+        full = c.context("how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10)
+        budget = sum(ch.tokens for ch in full.chunks[:3])
+        packed = c.context("how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10,
+                           max_tokens=budget)  # fmt: skip
+        again = c.context("how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10,
+                          max_tokens=budget)  # fmt: skip
+    assert packed.tokens <= budget
+    assert [ch.chunk_id for ch in packed.chunks][:3] == [ch.chunk_id for ch in full.chunks][:3]
+    assert [ch.chunk_id for ch in packed.chunks] == [ch.chunk_id for ch in again.chunks]
+    scores = [ch.score for ch in full.chunks]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_every_receipt_verifies_back_to_its_landing_file(world: dict[str, Any]) -> None:
+    ids = set()
+    with client(world, "support_assistant") as c:
+        for q in ("refund", "password reset", "invoice"):
+            for ch in c.context(q, purpose="customer_support", model="local_smollm2", top_k=5).chunks:
+                ids.add(ch.receipt.platinum.id)
+                lineage = c.lineage(ch.chunk_id)
+                hop = lineage["lineage"]
+                assert hop["id"] == ch.receipt.platinum.id and hop["delta_version"] == ch.receipt.platinum.delta_version
+                while hop["upstream"]:
+                    hop = hop["upstream"][0]
+                assert hop["id"] == ch.receipt.bronze.id and hop["uri"] == ch.receipt.source_uri
+                assert hop["file_sha256"] == ch.receipt.source_sha256
+    runner = CliRunner()
+    for platinum_id in sorted(ids):
+        result = runner.invoke(app, ["lineage", platinum_id, "--verify", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["verified"] is True
+
+
+def test_error_paths(world: dict[str, Any]) -> None:
+    url = world["server"].url
+    body = {"query": "refunds", "purpose": "customer_support", "model": "local_smollm2"}
+    missing = httpx.post(f"{url}/v1/context", json=body)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["error"] == "unauthenticated"
+    for token in ("not-a-token", "aq_devsupport_" + "x" * 40, DEV_TOKENS["support_assistant"] + "x"):
+        bad = httpx.post(f"{url}/v1/context", json=body, headers={"Authorization": f"Bearer {token}"})
+        assert bad.status_code == 401 and bad.json()["detail"] == "invalid token"
+        assert token not in bad.text
+    auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
+    forbidden = httpx.post(f"{url}/v1/context", json={**body, "purpose": "marketing"}, headers=auth)
+    assert forbidden.status_code == 403 and forbidden.json()["reasons"] == ["purpose_not_allowed"]
+    unregistered = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt-99"}, headers=auth)
+    assert unregistered.status_code == 403 and "unknown_model" in unregistered.json()["reasons"]
+    for change, field in (({"top_k": 0}, "top_k"), ({"top_k": 51}, "top_k"), ({"query": ""}, "query"),
+                          ({"as_of": "last tuesday"}, "as_of"), ({"as_of": "999"}, "as_of"),
+                          ({"temperature": 1}, "temperature")):  # fmt: skip
+        invalid = httpx.post(f"{url}/v1/context", json={**body, **change}, headers=auth)
+        assert invalid.status_code == 422, (change, invalid.text)
+        assert invalid.json()["field"] == field
+    no_query = httpx.post(f"{url}/v1/context", json={"purpose": "x", "model": "y"}, headers=auth)
+    assert no_query.status_code == 422 and no_query.json()["field"] == "query"
+    assert "Traceback" not in no_query.text
+
+
+def test_a_broken_policy_is_503_and_nothing_leaves(world: dict[str, Any]) -> None:
+    policy = world["root"] / "policies/aquifer/context/trust.rego"
+    good = policy.read_text()
+    auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
+    body = {"query": "refunds", "purpose": "customer_support", "model": "local_smollm2"}
+    try:
+        policy.write_text(good + "\nresource_deny contains if {\n")
+        time.sleep(0.5)
+        down = httpx.post(f"{world['server'].url}/v1/context", json=body, headers=auth)
+        assert down.status_code == 503, down.text
+        assert down.json()["reasons"] == ["policy_engine_unavailable"] and "chunks" not in down.json()
+        ready = httpx.get(f"{world['server'].url}/readyz")
+        assert ready.status_code == 503 and "policy_engine" in ready.json()["problems"]
+    finally:
+        policy.write_text(good)
+    time.sleep(0.5)
+    assert httpx.post(f"{world['server'].url}/v1/context", json=body, headers=auth).status_code == 200
+
+
+def test_a_missing_index_is_503(world: dict[str, Any]) -> None:
+    env = {**world["env"], "AQUIFER_INDEX_URI": str(world["root"] / "no-index")}
+    server = Server(env, world["root"] / "server-noindex.log")
+    try:
+        auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
+        body = {"query": "refunds", "purpose": "customer_support", "model": "local_smollm2"}
+        answer = httpx.post(f"{server.url}/v1/context", json=body, headers=auth, timeout=30)
+        assert answer.status_code == 503 and "no index" in answer.json()["detail"]
+        assert httpx.get(f"{server.url}/readyz").status_code == 503
+    finally:
+        server.stop()
+
+
+def test_decisions_are_logged_and_readable_by_auditors_only(world: dict[str, Any]) -> None:
+    with client(world, "hr_case_assistant") as c:
+        answer = c.context(QUESTION, purpose="hr_casework", model="local_smollm2", top_k=3)
+    with client(world, "audit_reviewer") as auditor:
+        record = auditor.decision(answer.decision_id)
+    assert record["agent"] == "hr_case_assistant" and record["kind"] == "context" and record["locality"] == "local"
+    assert {r["id"] for r in record["resources"] if r["served"]} == {ch.receipt.platinum.id for ch in answer.chunks}
+    assert record["revision"] == answer.policy_revision
+    with client(world, "support_assistant") as c, pytest.raises(AquiferError) as denied:
+        c.decision(answer.decision_id)
+    assert denied.value.status == 403 and denied.value.reasons == ["role_required"]
+    with client(world, "audit_reviewer") as auditor, pytest.raises(AquiferError) as missing:
+        auditor.decision("dec_nope")
+    assert missing.value.status == 404
+
+
+def test_lineage_is_only_for_chunks_the_agent_may_read(world: dict[str, Any]) -> None:
+    with client(world, "hr_case_assistant") as c:
+        case = next(ch for ch in c.context(QUESTION, purpose="hr_casework", model="local_smollm2").chunks
+                    if ch.dataset == "hr_case_notes")  # fmt: skip
+    with client(world, "support_assistant") as c:
+        for chunk_id in (case.chunk_id, "gld_doesnotexist"):
+            with pytest.raises(AquiferError) as err:
+                c.lineage(chunk_id)
+            assert err.value.status == 404 and err.value.detail.startswith("no chunk")
+
+
+def test_async_client_metrics_and_docs(world: dict[str, Any]) -> None:
+    import asyncio
+
+    async def ask() -> list[int]:
+        async with AsyncAquiferClient(world["server"].url, token=DEV_TOKENS["marketing_assistant"]) as c:
+            answers = await asyncio.gather(*(c.context(q, purpose="marketing", model="external_gpt")
+                                             for q in ("pricing", "release notes", "single sign-on")))  # fmt: skip
+        return [len(a.chunks) for a in answers]
+
+    assert all(n > 0 for n in asyncio.run(ask()))
+    metrics = httpx.get(f"{world['server'].url}/metrics").text
+    for stage in ("auth", "policy", "embedding", "search", "assembly", "log"):
+        assert f'aquifer_stage_seconds_count{{stage="{stage}"}}' in metrics
+    assert 'aquifer_requests_total{route="context",status="200"}' in metrics
+    assert 'aquifer_requests_total{route="context",status="401"}' in metrics
+    docs = httpx.get(f"{world['server'].url}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = httpx.get(f"{world['server'].url}/openapi.json").json()
+    assert "/v1/context" in spec["paths"] and "HTTPBearer" in json.dumps(spec["components"])
+
+
+def test_leak_500_random_requests_against_an_independent_oracle(world: dict[str, Any]) -> None:
+    catalog = world["catalog"]
+    data = catalog.policy_data()
+    platinum = _platinum(world)
+    rows = {r["chunk_id"]: r for r in platinum.iter_rows(named=True)}
+    rng = random.Random(11)
+    purposes = sorted({p for d in data["datasets"].values() for p in d["purposes"]} | {"espionage"})
+    models = [*sorted(data["models"]), "shadow_llm"]
+    words = ["refund", "salary", "password", "incident", "quarterly revenue", "complaint", "phone", "invoice",
+             "pricing", "runbook", "handbook", "leave policy", "SSO", "forecast", "card number"]  # fmt: skip
+    served = violations = refused = 0
+    with httpx.Client(base_url=world["server"].url, timeout=30) as http:
+        for i in range(500):
+            agent = rng.choice(sorted(DEV_TOKENS))
+            purpose = rng.choice(purposes) if rng.random() < 0.4 else rng.choice(data["agents"][agent]["purposes"])
+            model = rng.choice(models) if rng.random() < 0.4 else rng.choice(data["agents"][agent]["models"])
+            body = {"query": " ".join(rng.sample(words, 2)), "purpose": purpose, "model": model,
+                    "top_k": rng.randint(1, 12)}  # fmt: skip
+            response = http.post("/v1/context", json=body, headers={"Authorization": f"Bearer {DEV_TOKENS[agent]}"})
+            expected_refusal = policy_oracle.request_reasons(data, agent, purpose, model)
+            if expected_refusal:
+                assert response.status_code == 403, (i, body, response.text)
+                assert set(response.json()["reasons"]) == expected_refusal
+                refused += 1
+                continue
+            assert response.status_code == 200, (i, body, response.text)
+            for ch in response.json()["chunks"]:
+                served += 1
+                row = rows[ch["chunk_id"]]
+                resource = {"dataset": row["dataset"], "layer": "platinum", "classification": row["classification"],
+                            "pii_types": list(row["pii_types"]), "untrusted": False}  # fmt: skip
+                verdict = policy_oracle.decide(data, agent, purpose, model, resource)
+                leaked = [
+                    row["text"][s["start"] : s["end"]] for s in row["pii_spans"] if s["type"] in verdict["redact"]
+                ]
+                if not verdict["allow"] or any(value in ch["text"] for value in leaked):
+                    violations += 1
+    assert violations == 0
+    assert served > 500 and refused > 50, (served, refused)
+
+
+def test_as_of_replays_an_answer_after_a_pipeline_run_changed_the_data(world: dict[str, Any]) -> None:
+    with client(world, "support_assistant") as c:
+        before = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8)
+        sample.generate_increment(world["data"] / "landing", fraction=0.5, seed=21, label="inc-asof")
+        assert materialize(instance=world["instance"]).success
+        after = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8)
+        assert after.index_version > before.index_version
+        assert [ch.chunk_id for ch in after.chunks] != [ch.chunk_id for ch in before.chunks]
+        replay = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8,
+                           as_of=before.index_version)  # fmt: skip
+    assert replay.index_version == before.index_version
+    assert [(ch.chunk_id, ch.text) for ch in replay.chunks] == [(ch.chunk_id, ch.text) for ch in before.chunks]
