@@ -66,9 +66,10 @@ def schema_gate(layer: str, source: Source, schema: dict[str, pl.DataType]) -> G
     )
 
 
-def _check_result(gate: Gate, outcome: CheckOutcome) -> dg.AssetCheckResult:
+def check_result(name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    """A check outcome as Dagster shows it (lists and dicts as JSON metadata)."""
     return dg.AssetCheckResult(
-        check_name=gate.name,
+        check_name=name,
         passed=outcome.passed,
         description=outcome.description,
         metadata={
@@ -108,7 +109,7 @@ def layer_asset(
         lake = aquifer.lake()
         return dg.MaterializeResult(
             metadata=result_metadata(result, extra_metadata(aquifer) if extra_metadata else None),
-            check_results=[_check_result(gate, gate.evaluate(lake)) for gate in gates],
+            check_results=[check_result(gate.name, gate.evaluate(lake)) for gate in gates],
         )
 
     return _asset

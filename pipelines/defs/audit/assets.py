@@ -4,6 +4,7 @@ from aquifer.audit.compact import LAYER, TABLE, compact, table_max_seq
 from aquifer.lake import CommitInfo
 from pipelines.defs.audit.checks import CHAIN_DESCRIPTION, CHAIN_INTACT, chain_intact
 from pipelines.defs.resources import AquiferResource
+from pipelines.defs.shared import check_result
 
 CODE_VERSION = "audit-decisions-1"
 KEY = dg.AssetKey([LAYER, TABLE])
@@ -37,16 +38,7 @@ def audit_decisions(context: dg.AssetExecutionContext, aquifer: AquiferResource)
             "table_max_seq": table_max_seq(lake),
             "delta_version": result.version,
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=CHAIN_INTACT,
-                passed=outcome.passed,
-                description=outcome.description,
-                metadata={
-                    k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.metadata.items()
-                },
-            )
-        ],
+        check_results=[check_result(CHAIN_INTACT, outcome)],
     )
 
 

@@ -6,6 +6,7 @@ from aquifer.index import TABLE, ChunkIndex
 from aquifer.tokenizer import EMBEDDING_MODEL
 from pipelines.defs.index.checks import IN_SYNC, IN_SYNC_DESCRIPTION, in_sync
 from pipelines.defs.resources import AquiferResource
+from pipelines.defs.shared import check_result
 
 CODE_VERSION = "index-1"
 KEY = dg.AssetKey(["index", TABLE])
@@ -42,14 +43,7 @@ def build(catalog: Catalog) -> list[dg.AssetsDefinition]:
                 "embedding_device": embedder.device,
                 "uri": settings.index_location,
             },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=IN_SYNC,
-                    passed=outcome.passed,
-                    description=outcome.description,
-                    metadata=outcome.metadata,
-                )
-            ],
+            check_results=[check_result(IN_SYNC, outcome)],
         )
 
     return [index_chunks]
