@@ -40,12 +40,11 @@ ui: setup ## Start the Dagster UI on http://127.0.0.1:3000 (foreground; Ctrl-C s
 	@mkdir -p "$(DAGSTER_HOME)"
 	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-up: sample ## Set up, materialize the sample data, start the Dagster UI (Ctrl-C stops everything)
+up: sample ## Set up, materialize the sample data, start the Dagster UI and the API (Ctrl-C stops everything)
 	@mkdir -p "$(DAGSTER_HOME)"
 	$(BIN)/aquifer materialize || echo "materialize reported failed checks or steps: open the UI to see why"
 	$(BIN)/aquifer status
-	@echo "Dagster UI: http://127.0.0.1:3000"
-	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	exec $(BIN)/aquifer up
 
 status: setup ## Every table: rows, Delta version, last run, quarantine
 	$(BIN)/aquifer status

@@ -211,6 +211,37 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
 
 
+@app.command()
+def up(
+    ui_port: Annotated[int, typer.Option(help="Dagster UI port.")] = 3000,
+    api_port: Annotated[int, typer.Option(help="Aquifer API port.")] = 8000,
+) -> None:
+    """Run the Dagster UI and the Aquifer API together (Ctrl-C stops both, leaving no process behind)."""
+    from aquifer.up import Service, run
+
+    bin_dir = Path(sys.executable).parent
+    services = [
+        Service("dagster", [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p",
+                            str(ui_port)], f"http://127.0.0.1:{ui_port}", "/server_info"),
+        Service("api", [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
+                f"http://127.0.0.1:{api_port}", "/readyz"),
+    ]  # fmt: skip
+
+    def announce() -> None:
+        from aquifer.credentials import CredentialStore
+
+        console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
+        console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
+        dev = [c for c in CredentialStore(get_settings().credentials_file).load().values() if c.development_only]
+        if dev:
+            console.print("development-only tokens (README, 'Who may see what'):")
+            for cred in dev:
+                console.print(f"  {cred.agent:<22} aq_{cred.key_id}_…", highlight=False)
+        console.print("Ctrl-C stops everything.\n")
+
+    raise typer.Exit(run(services, on_ready=announce))
+
+
 # -- policy -------------------------------------------------------------------------------------------------------
 
 policy_app = typer.Typer(help="Write, test and question the Rego access policy.", no_args_is_help=True)
