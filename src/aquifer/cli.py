@@ -217,6 +217,8 @@ def up(
     api_port: Annotated[int, typer.Option(help="Aquifer API port.")] = 8000,
 ) -> None:
     """Run the Dagster UI and the Aquifer API together (Ctrl-C stops both, leaving no process behind)."""
+    import httpx
+
     from aquifer.up import Service, run
 
     bin_dir = Path(sys.executable).parent
@@ -224,7 +226,7 @@ def up(
         Service("dagster", [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p",
                             str(ui_port)], f"http://127.0.0.1:{ui_port}", "/server_info"),
         Service("api", [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
-                f"http://127.0.0.1:{api_port}", "/readyz"),
+                f"http://127.0.0.1:{api_port}", "/healthz"),
     ]  # fmt: skip
 
     def announce() -> None:
@@ -232,6 +234,12 @@ def up(
 
         console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
         console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()
+            for component, problem in ready.get("problems", {}).items():
+                console.print(f"[yellow]API not ready[/]: {component}: {escape(problem)}", highlight=False)
+        except (httpx.HTTPError, ValueError):
+            pass
         dev = [c for c in CredentialStore(get_settings().credentials_file).load().values() if c.development_only]
         if dev:
             console.print("development-only tokens (README, 'Who may see what'):")

@@ -56,6 +56,18 @@ class Settings(BaseSettings):
     index_uri: str | None = Field(
         default=None, description="LanceDB directory or URI of the chunk index. Default: <data_dir>/index."
     )
+    index_ann_min_rows: int = Field(
+        default=20_000,
+        ge=0,
+        description="From this many chunks on, the index gets an ANN vector index (IVF_HNSW_SQ) plus scalar indexes on "
+        "the filter columns; below it, exact search is faster (docs/benchmarks.md).",
+    )
+    index_nprobes: int | None = Field(
+        default=None, ge=1, description="IVF partitions searched per query (recall vs speed). Default: all."
+    )
+    index_refine_factor: int = Field(
+        default=10, ge=1, description="Candidates re-ranked with full vectors per result (recall vs speed)."
+    )
     decision_log_segment_bytes: int = Field(
         default=64 * 1024 * 1024, gt=1024, description="A log segment rotates when it reaches this size."
     )

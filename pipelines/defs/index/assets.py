@@ -28,9 +28,10 @@ def build(catalog: Catalog) -> list[dg.AssetsDefinition]:
     )
     def index_chunks(aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings, lake, catalog = aquifer.settings(), aquifer.lake(), aquifer.catalog()
-        index = ChunkIndex(settings.index_location)
+        index = ChunkIndex.from_settings(settings)
         embedder = get_embedder()
         result = index.sync(lake, catalog, embedder)
+        indexes = index.ensure_indexes()
         outcome = in_sync(index, lake, catalog)
         return dg.MaterializeResult(
             metadata={
@@ -42,6 +43,7 @@ def build(catalog: Catalog) -> list[dg.AssetsDefinition]:
                 "embedding_model": EMBEDDING_MODEL,
                 "embedding_device": embedder.device,
                 "uri": settings.index_location,
+                "vector_index": indexes["vector_index"],
             },
             check_results=[check_result(IN_SYNC, outcome)],
         )

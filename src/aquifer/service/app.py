@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -88,7 +88,9 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
     RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
 
     def current_agent(
-        retriever: RetrieverDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+        request: Request,
+        retriever: RetrieverDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str:
         timings = Timings()
         with timings.stage("auth"):
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
                 raise Unauthenticated("missing bearer token (Authorization: Bearer <agent token>)")
             agent = retriever.authenticate(credentials.credentials)
         metrics.stage.labels("auth").observe(timings.seconds["auth"])
+        request.state.timings = timings
         return agent
 
     AgentDep = Annotated[str, Depends(current_agent)]
@@ -123,12 +126,18 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         return JSONResponse(body.model_dump(), status_code=500)
 
     @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["context"])
-    def context(body: ContextRequest, agent: AgentDep, retriever: RetrieverDep) -> ContextResponse:
+    def context(
+        body: ContextRequest, agent: AgentDep, retriever: RetrieverDep, request: Request, http: Response
+    ) -> ContextResponse:
         """Governed context for a query: only chunks this agent may see for this purpose through this model,
-        redacted as the policy requires, each with its provenance receipt."""
-        timings = Timings()
+        redacted as the policy requires, each with its provenance receipt. The ``Server-Timing`` header gives the
+        time of each stage in milliseconds."""
+        timings: Timings = request.state.timings
         response = retriever.context(agent, body, timings)
-        for stage in STAGES:
+        http.headers["Server-Timing"] = ", ".join(
+            f"{stage};dur={timings.seconds[stage] * 1000:.3f}" for stage in STAGES if stage in timings.seconds
+        )
+        for stage in STAGES[1:]:  # auth was observed by the dependency
             if stage in timings.seconds:
                 metrics.stage.labels(stage).observe(timings.seconds[stage])
         metrics.requests.labels("context", "200").inc()

@@ -103,7 +103,7 @@ class Retriever:
     ) -> None:
         self.settings = settings
         self.engine = engine or PolicyEngine.from_settings(settings)
-        self.index = index or ChunkIndex(settings.index_location)
+        self.index = index or ChunkIndex.from_settings(settings)
         self.embedder = embedder or Embedder()
         self.log = log or DecisionLog(settings.decisions_dir, segment_bytes=settings.decision_log_segment_bytes)
         self.authenticator = authenticator or Authenticator(
