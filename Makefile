@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup up test test-fast sample materialize ui status lint bench bench-policy policy-test clean
+.PHONY: help setup up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval policy-test serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,12 @@ lint: setup ## ruff and mypy --strict on the library
 
 policy-test: setup ## Run the Rego policy tests (like `opa test -v`)
 	$(BIN)/aquifer policy test
+
+bench-retrieval: materialize ## Retrieval benchmark at 100k and 1M chunks (needs the sample index; ~15 min)
+	$(BIN)/python bench/retrieval.py
+
+serve: setup ## Serve the API alone on http://127.0.0.1:8000 (docs at /docs)
+	$(BIN)/aquifer serve
 
 bench-policy: setup ## Policy decision benchmark (microseconds per decision)
 	$(BIN)/python bench/policy.py
