@@ -7,7 +7,7 @@ The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy,
 3. the prefilter: the policy evaluated once over every resource class present in the index, cached per (agent,
    purpose, model, policy revision, index version), becomes a LanceDB ``where`` on ``class_key``, so the search
    returns top_k allowed chunks, never fewer because of filtering;
-4. the vector search, with the prefilter and a freshness bound (``fresh_until``);
+4. the vector search, with the prefilter; chunks past their freshness SLA (``fresh_until``) are excluded by id;
 5. a per-chunk decision on what came back: a chunk the policy denies is dropped even though the prefilter let it
    through, and the event is logged as an alert;
 6. obligations: PII spans redacted with typed placeholders;
@@ -206,8 +206,13 @@ class Retriever:
             with timings.stage("embedding"):
                 vector = self.embedder.encode([request.query])[0]
             with timings.stage("search"):
-                where = f"({sql_in('class_key', allowed)}) AND fresh_until >= TIMESTAMP '{_sql_time(moment)}'"
+                where = sql_in("class_key", allowed)
+                stale = self.index.stale_ids(moment, version=version)
+                if stale:
+                    where = f"({where}) AND NOT ({sql_in('platinum_id', stale)})"
                 rows = self.index.search(vector, where=where, k=request.top_k, version=version)
+                # defence in depth: nothing past its freshness SLA leaves, whatever the filter said
+                rows = [r for r in rows if r["fresh_until"] is None or _aware(r["fresh_until"]) >= moment]
         with timings.stage("policy"):
             resources = [resource_of(r) for r in rows]
             decided = self.engine.decide(ctx, resources)
@@ -308,7 +313,3 @@ def _as_of_time(as_of: str | None) -> dt.datetime | None:
         return None
     moment = dt.datetime.fromisoformat(as_of)
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _sql_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
