@@ -1,8 +1,9 @@
-"""`aquifer up` (what `make up` ends with): both services come up, and one Ctrl-C stops every process they
-started - the Dagster webserver, daemon and code servers included."""
+"""`aquifer up` (what `make up` ends with): the UI, the API and the local model come up, and one Ctrl-C stops
+every process they started - the Dagster webserver, daemon and code servers and the llama.cpp server included."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -34,35 +35,54 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_up_serves_both_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
-    ui, api = _free_port(), _free_port()
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return "zombie"
+
+
+def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+    ui, api, model = _free_port(), _free_port(), _free_port()
     env = {**os.environ, "AQUIFER_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dagster"),
            "HF_HUB_OFFLINE": "1"}  # fmt: skip
     (tmp_path / "dagster").mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "aquifer", "up", "--ui-port", str(ui), "--api-port", str(api)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    argv = [sys.executable, "-m", "aquifer", "up", "--ui-port", str(ui), "--api-port", str(api),
+            "--model-port", str(model)]  # fmt: skip
+    log = (tmp_path / "up.log").open("w")  # a file, not a pipe: a full pipe would block every service's logging
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, ready = time.monotonic() + 180, False
         while time.monotonic() < deadline and not ready:
+            probes = (f"{ui}/server_info", f"{api}/healthz", f"{model}/v1/models")
             try:
-                ready = (httpx.get(f"http://127.0.0.1:{ui}/server_info", timeout=1).status_code == 200
-                         and httpx.get(f"http://127.0.0.1:{api}/healthz", timeout=1).status_code == 200)  # fmt: skip
+                ready = all(httpx.get(f"http://127.0.0.1:{probe}", timeout=1).status_code == 200 for probe in probes)
             except httpx.HTTPError:
                 time.sleep(0.5)
-        assert ready, "the Dagster UI and the API did not both come up"
+        assert ready, "the Dagster UI, the API and the local model did not all come up"
         # no index in an empty data dir: the API is up but says what it lacks
         assert httpx.get(f"http://127.0.0.1:{api}/readyz", timeout=5).status_code == 503
         time.sleep(2)
         started = _descendants(proc.pid)
-        assert len(started) >= 3, "dagster dev (webserver, daemon, code server) and the API"
+        assert len(started) >= 4, "dagster dev (webserver, daemon, code server), the API and the model"
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    output = proc.stdout.read() if proc.stdout else ""
+        if proc.poll() is None:  # a failed assertion above: stop it the way a user would, then make sure
+            left = _descendants(proc.pid)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    log.close()
+    output = (tmp_path / "up.log").read_text()
     assert proc.returncode == 0, output
     assert "Dagster UI" in output and f"http://127.0.0.1:{api}/docs" in output
+    assert f"http://127.0.0.1:{model}/v1" in output
     time.sleep(1)
     alive = [
         p

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -211,14 +212,31 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
 
 
+@app.command("serve-model")
+def serve_model(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (catalog/models/local_smollm2.yaml).")] = 8080,
+) -> None:
+    """Serve the local model (SmolLM2-135M-Instruct on llama.cpp, OpenAI-compatible) in the foreground."""
+    from aquifer.local_model import server_argv
+
+    try:
+        argv = server_argv(port=port)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    os.execv(argv[0], argv)
+
+
 @app.command()
 def up(
     ui_port: Annotated[int, typer.Option(help="Dagster UI port.")] = 3000,
     api_port: Annotated[int, typer.Option(help="Aquifer API port.")] = 8000,
+    model_port: Annotated[int, typer.Option(help="Local model port (catalog/models/local_smollm2.yaml).")] = 8080,
+    model: Annotated[bool, typer.Option(help="Also serve the local model (llama.cpp).")] = True,
 ) -> None:
-    """Run the Dagster UI and the Aquifer API together (Ctrl-C stops both, leaving no process behind)."""
+    """Run the Dagster UI, the Aquifer API and the local model together (Ctrl-C stops all, leaving no process)."""
     import httpx
 
+    from aquifer.local_model import SERVED_NAME, server_argv
     from aquifer.up import Service, run
 
     bin_dir = Path(sys.executable).parent
@@ -228,12 +246,20 @@ def up(
         Service("api", [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
                 f"http://127.0.0.1:{api_port}", "/healthz"),
     ]  # fmt: skip
+    if model:
+        try:
+            argv = server_argv(port=model_port)
+        except FileNotFoundError as exc:
+            raise _fail(str(exc)) from None
+        services.append(Service("model", argv, f"http://127.0.0.1:{model_port}", "/v1/models"))
 
     def announce() -> None:
         from aquifer.credentials import CredentialStore
 
         console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
         console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
+        if model:
+            console.print(f"[bold]Local model[/] http://127.0.0.1:{model_port}/v1 ({SERVED_NAME}, llama.cpp)")
         try:
             ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()
             for component, problem in ready.get("problems", {}).items():

@@ -2,12 +2,14 @@
 
 Each service runs in its own session (process group), so Ctrl-C reaches only this supervisor, which then sends
 SIGINT to every group, waits, and escalates to SIGTERM and SIGKILL: nothing is left orphaned. If one service dies,
-the others are stopped and its exit status is returned.
+the others are stopped and its exit status is returned. If the supervisor itself is killed outright, each service
+gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -65,7 +67,9 @@ def run(services: Sequence[Service], *, on_ready: Callable[[], None], ready_time
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         for s in services:
-            s.proc = subprocess.Popen(s.argv, env={**os.environ, **s.env}, start_new_session=True)
+            s.proc = subprocess.Popen(
+                s.argv, env={**os.environ, **s.env}, start_new_session=True, preexec_fn=_die_with_parent
+            )
         announced = False
         started = time.monotonic()
         while not stopping:
@@ -90,6 +94,15 @@ def run(services: Sequence[Service], *, on_ready: Callable[[], None], ready_time
         stop(services)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _die_with_parent() -> None:
+    """Linux: the service gets SIGTERM if this supervisor dies without stopping it (kill -9, OOM), so even then
+    nothing is left running. Elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _say(message: str) -> None:
