@@ -56,8 +56,8 @@ test-fast: setup ## Run the fast tests only
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff and mypy --strict on the library
-	$(BIN)/ruff check src pipelines tests bench
-	$(BIN)/ruff format --check src pipelines tests bench
+	$(BIN)/ruff check src pipelines tests bench agents
+	$(BIN)/ruff format --check src pipelines tests bench agents
 	$(BIN)/mypy
 
 policy-test: setup ## Run the Rego policy tests (like `opa test -v`)

@@ -40,7 +40,7 @@ def test_policy_test_prints_each_test_and_fails_on_a_failure(workspace: Path) ->
     assert "test_untrusted_denied: FAIL" in bad.output and "test_trusted_served" not in bad.output
     trust.write_text("package aquifer.context\n\nthis is not rego\n")
     broken = runner.invoke(app, ["policy", "test"])
-    assert broken.exit_code == 2 and "do not compile" in broken.output
+    assert broken.exit_code == 2 and "does not compile" in broken.output
 
 
 def test_policy_eval_reads_an_input_file(workspace: Path) -> None:

@@ -349,3 +349,20 @@ def test_as_of_replays_an_answer_after_a_pipeline_run_changed_the_data(world: di
                            as_of=before.index_version)  # fmt: skip
     assert replay.index_version == before.index_version
     assert [(ch.chunk_id, ch.text) for ch in replay.chunks] == [(ch.chunk_id, ch.text) for ch in before.chunks]
+
+
+def test_the_example_agent_prints_context_with_citations_or_the_refusal(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents import show_context
+
+    url = world["server"].url
+    assert show_context.main(["How do refunds work?", "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("support_assistant (customer_support, local_smollm2, local)")
+    assert "[1] " in out and "source " in out
+    refused = show_context.main(["pricing", "--agent", "marketing_assistant", "--purpose", "customer_support",
+                                 "--url", url])  # fmt: skip
+    assert refused == 1
+    err = capsys.readouterr().err
+    assert "refused (403 forbidden)" in err and "purpose_not_allowed" in err

@@ -1,0 +1,1 @@
+"""Example agents calling the Aquifer API (see agents/README.md)."""

@@ -1,0 +1,59 @@
+"""Ask Aquifer for governed context as a demo agent and print it with its citations.
+
+    python -m agents.show_context "How do refunds work?"                       # support_assistant
+    python -m agents.show_context --agent hr_case_assistant "conduct complaint"
+
+Uses the library's typed client; the agent's purpose and model default to its first purpose and default model in
+``catalog/agents/<agent>.yaml``. Tokens are the README's development-only tokens unless ``AQUIFER_TOKEN`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from aquifer.catalog import load_catalog
+from aquifer.client import AquiferClient, AquiferError
+from aquifer.settings import get_settings
+
+DEV_TOKENS = {
+    "support_assistant": "aq_devsupport_development-only-support-assistant",
+    "hr_case_assistant": "aq_devhrcase_development-only-hr-case-assistant",
+    "finance_analyst": "aq_devfinance_development-only-finance-analyst",
+    "marketing_assistant": "aq_devmarketing_development-only-marketing-assistant",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("question")
+    parser.add_argument("--agent", default="support_assistant", choices=sorted(DEV_TOKENS))
+    parser.add_argument("--purpose", help="Default: the agent's first purpose.")
+    parser.add_argument("--model", help="Default: the agent's default model.")
+    parser.add_argument("--url", default=os.environ.get("AQUIFER_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--top-k", type=int, default=4)
+    args = parser.parse_args(argv)
+    agent = load_catalog(get_settings().catalog_dir).agent(args.agent)
+    purpose, model = args.purpose or agent.purposes[0], args.model or agent.default_model
+    token = os.environ.get("AQUIFER_TOKEN") or DEV_TOKENS[args.agent]
+    try:
+        with AquiferClient(args.url, token=token) as aquifer:
+            answer = aquifer.context(args.question, purpose=purpose, model=model, top_k=args.top_k)
+    except AquiferError as exc:
+        print(f"refused ({exc.status} {exc.error}): {exc.detail}", file=sys.stderr)
+        for code, why in zip(exc.reasons, exc.explanations, strict=False):
+            print(f"  {code}: {why}", file=sys.stderr)
+        return 1
+    print(f"{args.agent} ({purpose}, {model}, {answer.locality}): {len(answer.chunks)} chunks, {answer.tokens} tokens,"
+          f" decision {answer.decision_id}")  # fmt: skip
+    for i, chunk in enumerate(answer.chunks, 1):
+        redacted = ", ".join(f"{r.count} {r.type}" for r in chunk.redactions) or "nothing"
+        print(f"[{i}] {chunk.dataset} ({chunk.classification}), score {chunk.score:.3f}, redacted: {redacted}")
+        print(f"    {chunk.text[:160].replace(chr(10), ' ')}...")
+        print(f"    source {chunk.receipt.source_uri} sha256 {chunk.receipt.source_sha256[:12]}...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
