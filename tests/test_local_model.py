@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,30 +12,19 @@ import pytest
 from aquifer.catalog import load_catalog
 from aquifer.local_model import GGUF_NAME, SERVED_NAME, gguf_path, server_argv
 from aquifer.settings import PROJECT_ROOT
+from tests.servers import free_port, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("llama") / "server.log").open("wb")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(server_argv(port=port), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "llama.cpp server exited"
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
+    wait_http(f"{url}/v1/models", proc, log=log_path)
     yield url
     proc.terminate()
     proc.wait(20)

@@ -4,9 +4,7 @@ the Rego suite passes under `opa test`. Skipped, saying so, where no `opa` binar
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +18,7 @@ from aquifer.policy import (
     Resource,
 )
 from aquifer.settings import PROJECT_ROOT
+from tests.servers import free_port, wait_http
 
 OPA = shutil.which("opa")
 pytestmark = pytest.mark.skipif(
@@ -31,25 +30,13 @@ pytestmark = pytest.mark.skipif(
 POLICIES, CATALOG = PROJECT_ROOT / "policies", PROJECT_ROOT / "catalog"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def opa_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     assert OPA is not None
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([OPA, "run", "--server", "--addr", f"127.0.0.1:{port}", "policies/"], cwd=PROJECT_ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_http(f"{url}/health", proc, timeout_s=20)
     yield url, proc
     proc.terminate()
     proc.wait(10)

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,36 +28,23 @@ from aquifer.lake import Lake
 from aquifer.runs import materialize
 from aquifer.settings import PROJECT_ROOT, get_settings
 from tests import policy_oracle
+from tests.servers import free_port, wait_http
 from tests.test_credentials import DEV_TOKENS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 QUESTION = "an employee complained about their manager; what is their phone number?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aquifer", "serve", "--port", str(self.port), "--log-level", "warning"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise AssertionError(f"server did not start: {log.read_text()}")
+        wait_http(f"{self.url}/healthz", self.proc, log=log)
 
     def stop(self) -> None:
         self.proc.terminate()

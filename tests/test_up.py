@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import free_port, wait_http
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _descendants(pid: int) -> set[int]:
@@ -43,7 +38,7 @@ def _status(pid: int) -> str:
 
 
 def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
-    ui, api, model = _free_port(), _free_port(), _free_port()
+    ui, api, model = free_port(), free_port(), free_port()
     env = {**os.environ, "AQUIFER_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dagster"),
            "HF_HUB_OFFLINE": "1"}  # fmt: skip
     (tmp_path / "dagster").mkdir()
@@ -52,14 +47,8 @@ def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> Non
     log = (tmp_path / "up.log").open("w")  # a file, not a pipe: a full pipe would block every service's logging
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, ready = time.monotonic() + 180, False
-        while time.monotonic() < deadline and not ready:
-            probes = (f"{ui}/server_info", f"{api}/healthz", f"{model}/v1/models")
-            try:
-                ready = all(httpx.get(f"http://127.0.0.1:{probe}", timeout=1).status_code == 200 for probe in probes)
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        assert ready, "the Dagster UI, the API and the local model did not all come up"
+        for probe in (f"{ui}/server_info", f"{api}/healthz", f"{model}/v1/models"):
+            wait_http(f"http://127.0.0.1:{probe}", proc, timeout_s=180, log=tmp_path / "up.log")
         # no index in an empty data dir: the API is up but says what it lacks
         assert httpx.get(f"http://127.0.0.1:{api}/readyz", timeout=5).status_code == 503
         time.sleep(2)

@@ -18,7 +18,6 @@ Segments rotate at ``segment_bytes``; closed segments are never written again.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import hashlib
 import json
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aquifer.medallion.common import utcnow
+
 SEGMENT_GLOB = "segment-*.jsonl"
 
 
@@ -38,10 +39,6 @@ def _segment_name(first_seq: int) -> str:
 
 def line_hash(line: bytes) -> str:
     return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from aquifer.audit.prove import load_decisions
+from aquifer.index import resource_of, sql_in
 from aquifer.lake import Lake
 from aquifer.lineage import LineageError, trace
 from aquifer.policy import RequestContext
@@ -160,8 +161,6 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         entry = retriever.engine.catalog.agents[agent]
         ctx = RequestContext(agent, purpose or entry.purposes[0], model or entry.default_model)
         row = _indexed(retriever, chunk_id)
-        from aquifer.index import resource_of
-
         decision = retriever.engine.decide(ctx, [resource_of(row)] if row else [])
         if row is None or not decision.resources[0].allow:
             # the same answer whether the chunk is unknown or withheld: a denial leaves no trace
@@ -209,8 +208,6 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
 def _indexed(retriever: Retriever, chunk_id: str) -> dict[str, Any] | None:
     if not retriever.index.exists():
         raise Unavailable("no index: materialize index/chunks")
-    from aquifer.index import sql_in
-
     column = "platinum_id" if chunk_id.startswith("plt_") else "chunk_id"
     rows = retriever.index.table().search().where(sql_in(column, [chunk_id])).limit(1).to_list()
     return rows[0] if rows else None

@@ -163,11 +163,10 @@ class Retriever:
                 raise InvalidRequest(f"as_of: index version {version} does not exist (1..{current})", field="as_of")
             return version
         try:
-            moment = dt.datetime.fromisoformat(as_of)
+            moment = _aware(as_of)
         except ValueError:
             raise InvalidRequest(f"as_of: {as_of!r} is neither an index version nor an ISO 8601 time",
                                  field="as_of") from None  # fmt: skip
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
         earlier = [v for v in self.index.versions() if _aware(v["timestamp"]) <= moment]
         if not earlier:
             raise InvalidRequest(f"as_of: the index did not exist yet at {moment.isoformat()}", field="as_of")
@@ -304,12 +303,10 @@ class Retriever:
 
 
 def _aware(value: Any) -> dt.datetime:
+    """A datetime (or ISO 8601 text) with a time zone; naive means UTC."""
     moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _as_of_time(as_of: str | None) -> dt.datetime | None:
-    if as_of is None or as_of.isdigit():
-        return None
-    moment = dt.datetime.fromisoformat(as_of)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return None if as_of is None or as_of.isdigit() else _aware(as_of)
