@@ -4,7 +4,7 @@
     python -m agents.show_context --agent hr_case_assistant "conduct complaint"
 
 Uses the library's typed client; the agent's purpose and model default to its first purpose and default model in
-``catalog/agents/<agent>.yaml``. Tokens are the README's development-only tokens unless ``AQUIFER_TOKEN`` is set.
+``catalog/agents/<agent>.yaml``. The token is ``AQUIFER_TOKEN``, else the demo agent's development-only token.
 """
 
 from __future__ import annotations
@@ -13,33 +13,31 @@ import argparse
 import os
 import sys
 
+from aquifer.ask import AskError, agent_token
 from aquifer.catalog import load_catalog
 from aquifer.client import AquiferClient, AquiferError
 from aquifer.settings import get_settings
-
-DEV_TOKENS = {
-    "support_assistant": "aq_devsupport_development-only-support-assistant",
-    "hr_case_assistant": "aq_devhrcase_development-only-hr-case-assistant",
-    "finance_analyst": "aq_devfinance_development-only-finance-analyst",
-    "marketing_assistant": "aq_devmarketing_development-only-marketing-assistant",
-}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question")
-    parser.add_argument("--agent", default="support_assistant", choices=sorted(DEV_TOKENS))
+    parser.add_argument("--agent", default="support_assistant")
     parser.add_argument("--purpose", help="Default: the agent's first purpose.")
     parser.add_argument("--model", help="Default: the agent's default model.")
     parser.add_argument("--url", default=os.environ.get("AQUIFER_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--top-k", type=int, default=4)
     args = parser.parse_args(argv)
-    agent = load_catalog(get_settings().catalog_dir).agent(args.agent)
+    settings = get_settings()
+    agent = load_catalog(settings.catalog_dir).agent(args.agent)
     purpose, model = args.purpose or agent.purposes[0], args.model or agent.default_model
-    token = os.environ.get("AQUIFER_TOKEN") or DEV_TOKENS[args.agent]
     try:
+        token = agent_token(args.agent, settings)
         with AquiferClient(args.url, token=token) as aquifer:
             answer = aquifer.context(args.question, purpose=purpose, model=model, top_k=args.top_k)
+    except AskError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except AquiferError as exc:
         print(f"refused ({exc.status} {exc.error}): {exc.detail}", file=sys.stderr)
         for code, why in zip(exc.reasons, exc.explanations, strict=False):

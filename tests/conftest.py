@@ -40,3 +40,35 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
     yield data
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def materialized_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with the sample corpus landed and materialized up to the index, built once per session. Tests
+    that change data copy it first (:func:`copy_materialized`)."""
+    import dagster as dg
+
+    from aquifer import sample
+    from aquifer.runs import materialize
+
+    data = tmp_path_factory.mktemp("materialized") / "data"
+    sample.generate(data / "landing", scale=1, seed=7)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AQUIFER_DATA_DIR", str(data))
+        mp.setenv("DAGSTER_HOME", str(data / "dagster"))
+        get_settings.cache_clear()
+        summary = materialize(instance=dg.DagsterInstance.ephemeral())
+    get_settings.cache_clear()
+    assert summary.success, summary
+    return data
+
+
+def copy_materialized(source: Path, root: Path) -> Path:
+    """A private copy of :func:`materialized_sample` (lake, index, landing zone) plus the catalog and policies,
+    under ``root``; returns the data dir."""
+    import shutil
+
+    shutil.copytree(source, root / "data", ignore=shutil.ignore_patterns("dagster", "decisions"))
+    shutil.copytree(PROJECT_ROOT / "policies", root / "policies")
+    shutil.copytree(PROJECT_ROOT / "catalog", root / "catalog")
+    return root / "data"

@@ -29,3 +29,98 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str], *
             pass
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer within {timeout_s:.0f} s: {log.read_text() if log else ''}")
+
+
+class Process:
+    """A server process with its output in a file (a pipe would fill and block it), stopped by :meth:`stop`."""
+
+    def __init__(self, argv: list[str], log: Path, *, ready: str, env: dict[str, str] | None = None) -> None:
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        wait_http(ready, self.proc, log=log)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self._log.close()
+
+
+def llama_server(log: Path) -> tuple[str, Process]:
+    """The real llama.cpp server with the local model (SmolLM2) on a free port: its ``/v1`` URL and process."""
+    from aquifer.local_model import server_argv
+
+    port = free_port()
+    return f"http://127.0.0.1:{port}/v1", Process(
+        server_argv(port=port), log, ready=f"http://127.0.0.1:{port}/v1/models"
+    )
+
+
+class RecordingModel:
+    """A stand-in for a model endpoint that cannot exist here (an external provider): a small OpenAI-compatible
+    server that records every request it receives (path, headers, JSON body) and answers ``reply``, streaming or
+    not. ``delay_s`` waits before answering (``stall_after_first`` waits after the first streamed chunk instead);
+    ``status`` answers that HTTP error instead."""
+
+    def __init__(self, reply: str = "Recorded answer [1].") -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.reply, self.delay_s, self.stall_after_first, self.status = reply, 0.0, False, 200
+        self.requests: list[dict[str, object]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                owner.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if owner.status != 200:
+                    self._send(owner.status, b'{"error": {"message": "provider failure"}}', "application/json")
+                    return
+                if not body.get("stream"):
+                    time.sleep(owner.delay_s)
+                    answer = {"id": "cmpl-rec", "object": "chat.completion", "created": 0, "model": body["model"],
+                              "choices": [{"index": 0, "finish_reason": "stop",
+                                           "message": {"role": "assistant", "content": owner.reply}}],
+                              "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}}  # fmt: skip
+                    self._send(200, json.dumps(answer).encode(), "application/json")
+                    return
+                if not owner.stall_after_first:
+                    time.sleep(owner.delay_s)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for i, word in enumerate(owner.reply.split(" ")):
+                    chunk = {"id": "cmpl-rec", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                             "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word},
+                                          "finish_reason": None}]}  # fmt: skip
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                    if owner.stall_after_first:
+                        time.sleep(owner.delay_s)
+                self.wfile.write(b"data: [DONE]\n\n")
+
+            def _send(self, status: int, payload: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def prompts(self) -> str:
+        """Everything every recorded request sent, as one text."""
+        import json
+
+        return "\n".join(json.dumps(r["body"], ensure_ascii=False) for r in self.requests)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

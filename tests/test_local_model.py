@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,23 +11,16 @@ import pytest
 from aquifer.catalog import load_catalog
 from aquifer.local_model import GGUF_NAME, SERVED_NAME, gguf_path, server_argv
 from aquifer.settings import PROJECT_ROOT
-from tests.servers import free_port, wait_http
+from tests.servers import llama_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(server_argv(port=port), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/v1/models", proc, log=log_path)
-    yield url
-    proc.terminate()
-    proc.wait(20)
-    log.close()
+    url, server = llama_server(tmp_path_factory.mktemp("llama") / "server.log")
+    yield url.removesuffix("/v1")
+    server.stop()
 
 
 def test_the_gguf_ships_in_a_python_package() -> None:

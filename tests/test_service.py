@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -26,8 +25,9 @@ from aquifer.cli import app
 from aquifer.client import AquiferClient, AquiferError, AsyncAquiferClient
 from aquifer.lake import Lake
 from aquifer.runs import materialize
-from aquifer.settings import PROJECT_ROOT, get_settings
+from aquifer.settings import get_settings
 from tests import policy_oracle
+from tests.conftest import copy_materialized
 from tests.servers import free_port, wait_http
 from tests.test_credentials import DEV_TOKENS
 
@@ -53,12 +53,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("service")
-    data = root / "data"
-    shutil.copytree(PROJECT_ROOT / "policies", root / "policies")
-    shutil.copytree(PROJECT_ROOT / "catalog", root / "catalog")
-    sample.generate(data / "landing", scale=1, seed=7)
+    data = copy_materialized(materialized_sample, root)
     env = {
         **os.environ,
         "AQUIFER_DATA_DIR": str(data),
@@ -75,8 +72,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         mp.setenv(key, env[key])
     get_settings.cache_clear()
     instance = dg.DagsterInstance.ephemeral()
-    summary = materialize(instance=instance)
-    assert summary.success, summary
     server = Server(env, root / "server.log")
     yield {"root": root, "data": data, "env": env, "server": server, "instance": instance,
            "lake": Lake(str(data / "lake")), "catalog": load_catalog(root / "catalog")}  # fmt: skip

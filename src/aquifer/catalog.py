@@ -192,6 +192,9 @@ class Agent(_Strict):
     models: list[Annotated[str, Field(pattern=_ID)]] = Field(
         min_length=1, description="Models this agent may send context to; the first is its default"
     )
+    instructions: str | None = Field(
+        default=None, min_length=1, description="The agent's system prompt (`aquifer ask`, the example agents)"
+    )
 
     @property
     def default_model(self) -> str:
@@ -208,6 +211,16 @@ class Model(_Strict):
     served_name: str = Field(min_length=1, description="The model name the endpoint expects in requests")
     locality: Locality
     max_classification: Classification = Field(description="The highest classification this model may receive")
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the endpoint's API key (sent as a bearer token). The agent's "
+        "Aquifer token is never forwarded.",
+    )
+    timeout_s: float = Field(
+        default=120.0, gt=0, le=3600, description="Longest wait for the endpoint's answer (or between two streamed "
+        "chunks) before the gateway answers 504",
+    )  # fmt: skip
 
 
 class Vocabulary(_Strict):

@@ -254,7 +254,7 @@ def up(
         services.append(Service("model", argv, f"http://127.0.0.1:{model_port}", "/v1/models"))
 
     def announce() -> None:
-        from aquifer.credentials import CredentialStore
+        from aquifer.credentials import CredentialStore, development_token
 
         console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
         console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
@@ -266,14 +266,44 @@ def up(
                 console.print(f"[yellow]API not ready[/]: {component}: {escape(problem)}", highlight=False)
         except (httpx.HTTPError, ValueError):
             pass
-        dev = [c for c in CredentialStore(get_settings().credentials_file).load().values() if c.development_only]
+        dev = [(c.agent, t) for c in CredentialStore(get_settings().credentials_file).load().values()
+               if (t := development_token(c))]  # fmt: skip
         if dev:
-            console.print("development-only tokens (README, 'Who may see what'):")
-            for cred in dev:
-                console.print(f"  {cred.agent:<22} aq_{cred.key_id}_…", highlight=False)
+            console.print("demo agents' development-only tokens (refused when AQUIFER_ENVIRONMENT=production):")
+            for agent, token in dev:
+                console.print(f"  {agent:<22} {token}", highlight=False)
+        console.print('try: [bold]aquifer ask --agent support_assistant "How do refunds work?"[/]')
         console.print("Ctrl-C stops everything.\n")
 
     raise typer.Exit(run(services, on_ready=announce))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    agent: Annotated[str, typer.Option("--agent", "-a", help="Agent id (catalog/agents).")],
+    purpose: Annotated[str | None, typer.Option(help="Default: the agent's first purpose.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model id. Default: the agent's default model.")] = None,
+    url: Annotated[str, typer.Option(help="Aquifer's OpenAI-compatible base URL.")] = "http://127.0.0.1:8000/v1",
+    max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Longest answer, in model tokens.")] = 256,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
+) -> None:
+    """Ask AGENT's question through the governed gateway: the answer on the agent's model, its sources [n] with
+    receipts, and what the policy withheld. The token is AQUIFER_TOKEN, or the demo agent's development token."""
+    from aquifer.ask import AskError, show
+    from aquifer.ask import ask as ask_gateway
+
+    def echo(piece: str) -> None:
+        console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        answer = ask_gateway(question, agent=agent, base_url=url, purpose=purpose, model=model,
+                             max_tokens=max_tokens, on_text=echo if stream else None)  # fmt: skip
+    except AskError as exc:
+        raise _fail(str(exc)) from None
+    if stream:
+        console.print()
+    show(answer, console, text=not stream)
 
 
 # -- policy -------------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ A 256-bit random token cannot be guessed either way, and a deliberately slow has
 every request. This is the scheme GitHub and Stripe use for API tokens.
 
 Entries marked ``development_only`` (the demo agents' tokens printed in the README) are refused when
-``AQUIFER_ENVIRONMENT=production``.
+``AQUIFER_ENVIRONMENT=production``. Their secrets are public by design (``development-only-<agent>``), so
+:func:`development_token` can give them back to ``aquifer up`` and ``aquifer ask`` without storing any token.
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ class CredentialFile(BaseModel):
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def development_token(credential: Credential) -> str | None:
+    """The demo token of a ``development_only`` entry (``aq_<key>_development-only-<agent>``), or None when the
+    entry is not one or its hash does not match that public form (an issued token is never recoverable)."""
+    if not credential.development_only:
+        return None
+    token = f"aq_{credential.key_id}_development-only-{credential.agent.replace('_', '-')}"
+    return token if hmac.compare_digest(hash_token(token), credential.sha256) else None
 
 
 class CredentialStore:

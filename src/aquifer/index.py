@@ -267,14 +267,15 @@ class ChunkIndex:
         return frame["platinum_id"].head(int(cut)).to_list()
 
     def search(self, vector: np.ndarray, *, where: str, k: int, version: int | None = None) -> list[dict[str, Any]]:
-        """The ``k`` nearest chunks among those matching ``where`` (a prefilter: never fewer than k because of it)."""
+        """The ``k`` nearest chunks among those matching ``where`` (a prefilter: never fewer than k because of it),
+        with their vectors (for near-duplicate collapse) and ``score`` (cosine similarity)."""
         tbl, resolved = self._resolve(version)
         query = tbl.search(vector).distance_type("cosine").where(where, prefilter=True).limit(k)
         probes = self._ann_probes(tbl, resolved)
         if probes is not None:
             query = query.nprobes(probes).refine_factor(self.refine_factor)
         result = query.to_arrow()
-        rows: list[dict[str, Any]] = result.drop_columns(["vector"]).to_pylist()
+        rows: list[dict[str, Any]] = result.to_pylist()
         for row in rows:
             row["score"] = 1.0 - float(row.pop("_distance"))
         return rows

@@ -95,10 +95,13 @@ class Lake:
             return empty.select(columns) if columns is not None else empty
         return self.scan(layer, dataset, version=version, columns=columns).collect()
 
-    def append(self, layer: str, dataset: str, rows: pl.DataFrame, *, commit: CommitInfo) -> int | None:
+    def append(
+        self, layer: str, dataset: str, rows: pl.DataFrame, *, commit: CommitInfo, merge_schema: bool = False
+    ) -> int | None:
         """Append rows; writes nothing (no new version) when ``rows`` is empty and the table exists.
 
         An empty first write still creates the table, so downstream layers and checks see its schema.
+        ``merge_schema`` adds new columns to an existing table (older rows read them as null).
         """
         if rows.is_empty() and self.exists(layer, dataset):
             return self.version(layer, dataset)
@@ -106,6 +109,7 @@ class Lake:
             self.uri(layer, dataset),
             rows.to_arrow(),
             mode="append",
+            schema_mode="merge" if merge_schema else None,
             storage_options=self.storage_options or None,
             commit_properties=CommitProperties(custom_metadata=commit.as_metadata()),
         )

@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     index_refine_factor: int = Field(
         default=10, ge=1, description="Candidates re-ranked with full vectors per result (recall vs speed)."
     )
+    near_duplicate_similarity: float = Field(
+        default=0.95,
+        gt=0,
+        description="Chunks whose embeddings are at least this similar (cosine) to a better-scoring chunk are "
+        "collapsed into it; above 1 disables the collapse.",
+    )
+    gateway_top_k: int = Field(
+        default=6, ge=1, le=50, description="Chunks retrieved per chat completion (before collapse and packing)."
+    )
+    gateway_context_tokens: int = Field(
+        default=1024, ge=1, description="Token budget for the context injected into a chat completion."
+    )
+    gateway_connect_timeout_s: float = Field(
+        default=3.0, gt=0, description="Longest wait to connect to a model endpoint before answering 502."
+    )
     decision_log_segment_bytes: int = Field(
         default=64 * 1024 * 1024, gt=1024, description="A log segment rotates when it reaches this size."
     )

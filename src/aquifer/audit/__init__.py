@@ -9,6 +9,6 @@
 from aquifer.audit.compact import compact
 from aquifer.audit.log import DecisionLog, read_records
 from aquifer.audit.prove import Proof, prove
-from aquifer.audit.records import decision_record
+from aquifer.audit.records import decision_record, request_record
 
-__all__ = ["DecisionLog", "Proof", "compact", "decision_record", "prove", "read_records"]
+__all__ = ["DecisionLog", "Proof", "compact", "decision_record", "prove", "read_records", "request_record"]

@@ -53,7 +53,7 @@ def compact(lake: Lake, directory: Path, *, commit: CommitInfo, batch: int = 500
                     break
             if not records:
                 break
-            lake.append(LAYER, TABLE, to_frame(records), commit=commit)
+            lake.append(LAYER, TABLE, to_frame(records), commit=commit, merge_schema=True)
             appended += len(records)
             first = records[0]["seq"] if first is None else first
             last = records[-1]["seq"]

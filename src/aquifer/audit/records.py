@@ -34,6 +34,24 @@ RESOURCE = pl.Struct(
     }
 )
 
+UPSTREAM = pl.Struct(
+    {
+        "endpoint": pl.String,
+        "served_name": pl.String,
+        "prompt_sha256": pl.String,
+        "outcome": pl.String,
+        "http_status": pl.Int64,
+        "latency_ms": pl.Float64,
+        "prompt_tokens": pl.Int64,
+        "completion_tokens": pl.Int64,
+        "detail": pl.String,
+    }
+)
+"""Where a chat request went and how it ended. A ``chat`` record (written before anything is sent) names the endpoint,
+the served model name and the SHA-256 of the exact request body; the ``upstream`` record that follows it (``ref`` =
+the chat record's decision id) gives the outcome: ``ok``, ``upstream_error``, ``upstream_timeout``,
+``upstream_unreachable`` or ``client_disconnected``."""
+
 SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64(),
     "decision_id": pl.String(),
@@ -52,6 +70,9 @@ SCHEMA: dict[str, pl.DataType] = {
     "request_reasons": pl.List(pl.String),
     "resources": pl.List(RESOURCE),
     "alerts": pl.List(pl.String),
+    "withheld": pl.List(pl.String),
+    "ref": pl.String(),
+    "upstream": UPSTREAM,
 }
 
 
@@ -100,6 +121,18 @@ def decision_record(
         ],
         "alerts": list(alerts),
     }
+
+
+def request_record(
+    *, kind: str, agent: str, purpose: str | None, model: str | None, locality: str | None, reasons: Sequence[str],
+    revision: str | None = None, **fields: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The log record of a request refused before the policy could be asked (e.g. no purpose declared), or of an
+    event that decides nothing (``upstream``): no resources."""
+    return {
+        "kind": kind, "agent": agent, "purpose": purpose, "model": model, "locality": locality, "revision": revision,
+        "request_allow": not reasons, "request_reasons": list(reasons), "resources": [], "alerts": [],
+    } | fields  # fmt: skip
 
 
 def to_frame(records: Sequence[dict[str, Any]]) -> pl.DataFrame:

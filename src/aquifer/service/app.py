@@ -1,6 +1,7 @@
 """The HTTP front door: ``aquifer serve`` (uvicorn) serves :func:`create_app`.
 
-Routes: ``POST /v1/context``, ``GET /v1/lineage/{chunk_id}``, ``GET /v1/decisions/{decision_id}``, ``GET /healthz``,
+Routes: ``POST /v1/context``, the OpenAI-compatible gateway ``POST /v1/chat/completions`` and ``GET /v1/models``
+(:mod:`aquifer.service.gateway`), ``GET /v1/lineage/{chunk_id}``, ``GET /v1/decisions/{decision_id}``, ``GET /healthz``,
 ``GET /readyz``, ``GET /metrics`` (Prometheus), OpenAPI docs at ``/docs``. Every error is a JSON
 :class:`~aquifer.service.schemas.ErrorResponse`, mapped from a domain exception in one place; no stack trace
 ever leaves the process.
@@ -15,9 +16,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -26,8 +28,10 @@ from aquifer.index import resource_of, sql_in
 from aquifer.lake import Lake
 from aquifer.lineage import LineageError, trace
 from aquifer.policy import RequestContext
+from aquifer.service.gateway import PURPOSE_HEADER, Gateway, openai_error
 from aquifer.service.retrieval import (
     STAGES,
+    BadRequest,
     Forbidden,
     NotFound,
     RetrievalError,
@@ -36,7 +40,7 @@ from aquifer.service.retrieval import (
     Unauthenticated,
     Unavailable,
 )
-from aquifer.service.schemas import ContextRequest, ContextResponse, DecisionRecord, ErrorResponse
+from aquifer.service.schemas import ChatRequest, ContextRequest, ContextResponse, DecisionRecord, ErrorResponse
 from aquifer.settings import Settings, get_settings
 
 log = logging.getLogger("aquifer.service")
@@ -47,6 +51,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid request, naming the field"},
     503: {"model": ErrorResponse, "description": "Policy engine or index unavailable (fail closed)"},
 }
+
+GATEWAY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "No purpose declared (X-Aquifer-Purpose or metadata.purpose), or an invalid request"},
+    401: {"description": "Missing or invalid agent token"},
+    403: {"description": "Refused by policy: unregistered model, model or purpose not allowed for this agent"},
+    502: {"description": "The model endpoint is unreachable or answered with an error"},
+    503: {"description": "Policy engine or index unavailable (fail closed)"},
+    504: {"description": "The model endpoint did not answer within the model's timeout_s"},
+}
+OPENAI_ROUTES = ("/v1/chat/completions", "/v1/models")
+"""Routes whose errors take OpenAI's shape (``{"error": {"message": ...}}``), so OpenAI clients show them."""
 
 
 class Metrics:
@@ -72,7 +87,9 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.retriever = retriever or Retriever(settings)
+        app.state.gateway = Gateway(app.state.retriever, settings)
         yield
+        await app.state.gateway.aclose()
         app.state.retriever.engine.close()
 
     app = FastAPI(
@@ -106,17 +123,20 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
 
     @app.exception_handler(RetrievalError)
     async def _domain_error(request: Request, exc: RetrievalError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        metrics.requests.labels(_route(request), str(exc.status)).inc()
+        if request.url.path in OPENAI_ROUTES:
+            return JSONResponse(openai_error(exc), status_code=exc.status, headers=headers)
         body = ErrorResponse(error=exc.error, detail=exc.detail, reasons=exc.reasons, explanations=exc.explanations,
                              field=exc.field)  # fmt: skip
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        metrics.requests.labels(request.url.path.split("/")[2] if request.url.path.startswith("/v1/") else "other",
-                                str(exc.status)).inc()  # fmt: skip
         return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        if request.url.path in OPENAI_ROUTES:  # OpenAI answers 400 to a malformed request
+            return await _domain_error(request, BadRequest(f"{where}: {first.get('msg')}", field=where))
         body = ErrorResponse(error="invalid_request", detail=f"{where}: {first.get('msg')}", field=where)
         return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
@@ -148,6 +168,42 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
             metrics.alerts.inc(new_alerts)
             retriever.alerts.clear()
         return response
+
+    @app.post("/v1/chat/completions", responses=GATEWAY_ERRORS, tags=["gateway"])
+    async def chat_completions(
+        body: ChatRequest,
+        agent: AgentDep,
+        request: Request,
+        purpose: Annotated[str | None, Header(alias=PURPOSE_HEADER, description="The purpose of this call")] = None,
+    ) -> Response:
+        """OpenAI-compatible chat completion, grounded in governed context (streaming or not): the official
+        ``openai`` client with ``base_url=<aquifer>/v1`` and an agent token as api key works unchanged. The answer
+        carries an ``aquifer`` member (the first chunk's, when streaming): citations ``[n]`` with their provenance
+        receipts, the decision id, and what the policy withheld and why."""
+        gateway: Gateway = request.app.state.gateway
+        timings: Timings = request.state.timings
+        prepared = await run_in_threadpool(gateway.prepare, agent, body, purpose, timings)
+        for stage in STAGES[1:]:
+            if stage in timings.seconds:
+                metrics.stage.labels(stage).observe(timings.seconds[stage])
+        headers = {"X-Aquifer-Decision-Id": prepared.retrieval.decision_id}
+        if body.stream:
+            events = await gateway.open_stream(prepared)
+            metrics.requests.labels("chat", "200").inc()
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        answer = await gateway.complete(prepared)
+        metrics.requests.labels("chat", "200").inc()
+        return JSONResponse(answer, headers=headers)
+
+    @app.get("/v1/models", responses=GATEWAY_ERRORS, tags=["gateway"])
+    def models(agent: AgentDep, retriever: RetrieverDep) -> dict[str, Any]:
+        """The registered models this agent may send context to (OpenAI's model list), with their locality."""
+        catalog = retriever.engine.catalog
+        entries = [catalog.models[m] for m in catalog.agents[agent].models if m in catalog.models]
+        return {"object": "list", "data": [
+            {"id": m.id, "object": "model", "created": 0, "owned_by": m.owner.team,
+             "locality": m.locality.value, "max_classification": m.max_classification.value} for m in entries
+        ]}  # fmt: skip
 
     @app.get("/v1/lineage/{chunk_id}", responses=ERRORS, tags=["lineage"])
     def lineage(
@@ -203,6 +259,12 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _route(request: Request) -> str:
+    parts = request.url.path.split("/")
+    return "/".join(parts[2:4]) if request.url.path.startswith("/v1/chat/") else (
+        parts[2] if request.url.path.startswith("/v1/") else "other")  # fmt: skip
 
 
 def _indexed(retriever: Retriever, chunk_id: str) -> dict[str, Any] | None:

@@ -11,8 +11,13 @@ The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy,
 5. a per-chunk decision on what came back: a chunk the policy denies is dropped even though the prefilter let it
    through, and the event is logged as an alert;
 6. obligations: PII spans redacted with typed placeholders;
-7. packing to ``max_tokens`` (counted with the embedding model's tokenizer), in a stable order;
+7. near-duplicates collapsed (cosine similarity of their vectors at or above ``near_duplicate_similarity``: the
+   best-scoring copy is kept), then packing to ``max_tokens`` (counted with the embedding model's tokenizer), in a
+   stable order;
 8. the decision record, fsync'd to the log, and only then the answer.
+
+:meth:`Retriever.retrieve` does steps 2-7 and :meth:`Retriever.commit` step 8, so the chat gateway
+(:mod:`aquifer.service.gateway`) can add where the context is going to the same record before anything leaves.
 """
 
 from __future__ import annotations
@@ -26,13 +31,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from aquifer.audit import DecisionLog, decision_record
 from aquifer.credentials import AuthenticationError, Authenticator, CredentialStore
 from aquifer.embedding import Embedder
 from aquifer.index import ChunkIndex, class_key, resource_of, sql_in
 from aquifer.pii import PiiSpan, redact
-from aquifer.policy import POLICY_ENGINE_UNAVAILABLE, BatchDecision, PolicyEngine, RequestContext
-from aquifer.service.schemas import Chunk, ContextRequest, ContextResponse, Layered, Receipt, Redaction
+from aquifer.policy import POLICY_ENGINE_UNAVAILABLE, BatchDecision, PolicyEngine, RequestContext, Resource
+from aquifer.service.schemas import (
+    Chunk,
+    ContextRequest,
+    ContextResponse,
+    Layered,
+    Receipt,
+    Redaction,
+    Withheld,
+)
 from aquifer.settings import Settings
 from aquifer.tokenizer import EMBEDDING_MODEL, count_tokens
 
@@ -65,6 +80,24 @@ class InvalidRequest(RetrievalError):
     status, error = 422, "invalid_request"
 
 
+class BadRequest(RetrievalError):
+    """A gateway request that cannot be governed as sent (OpenAI-compatible routes answer 400, not 422)."""
+
+    status, error = 400, "invalid_request"
+
+
+class UpstreamError(RetrievalError):
+    """The model endpoint was unreachable or answered with an error."""
+
+    status, error = 502, "upstream_error"
+
+
+class UpstreamTimeout(RetrievalError):
+    """The model endpoint did not answer (or stopped streaming) within the model's ``timeout_s``."""
+
+    status, error = 504, "upstream_timeout"
+
+
 class Unavailable(RetrievalError):
     status, error = 503, "unavailable"
 
@@ -88,6 +121,24 @@ class Alert:
     reasons: list[str]
 
 
+@dataclass
+class Retrieval:
+    """One governed retrieval before it is logged: what the decision record and the answer are made of.
+    ``rows``, ``resources`` and ``decided.resources`` run parallel (what the search returned); ``chunks`` is what
+    is served."""
+
+    ctx: RequestContext
+    version: int
+    decision_id: str
+    rows: list[dict[str, Any]]
+    resources: list[Resource]
+    decided: BatchDecision
+    withheld: list[Withheld]
+    chunks: list[Chunk] = field(default_factory=list)
+    near_duplicates: int = 0
+    over_budget: int = 0
+
+
 class Retriever:
     """Everything ``/v1/context`` needs, created once (the service's lifespan) and shared by requests."""
 
@@ -109,7 +160,7 @@ class Retriever:
         self.authenticator = authenticator or Authenticator(
             CredentialStore(settings.credentials_file), production=settings.environment == "production"
         )
-        self._prefilters: dict[tuple[RequestContext, str, int], list[str]] = {}
+        self._prefilters: dict[tuple[RequestContext, str, int], tuple[list[str], list[Withheld]]] = {}
         self._lock = threading.Lock()
         self.alerts: list[Alert] = []
 
@@ -142,7 +193,8 @@ class Retriever:
     def _refuse(self, ctx: RequestContext, batch: BatchDecision, *, kind: str) -> Forbidden:
         self.log.append(decision_record(batch, kind=kind, locality=self._locality(ctx.model)))
         return Forbidden(
-            f"agent {ctx.agent} may not use purpose {ctx.purpose} with model {ctx.model}",
+            f"agent {ctx.agent} may not use purpose {ctx.purpose} with model {ctx.model}: "
+            + "; ".join(batch.request.explanations or batch.request.reasons),
             reasons=batch.request.reasons,
             explanations=batch.request.explanations,
         )
@@ -172,8 +224,10 @@ class Retriever:
             raise InvalidRequest(f"as_of: the index did not exist yet at {moment.isoformat()}", field="as_of")
         return int(max(earlier, key=lambda v: v["version"])["version"])
 
-    def allowed_classes(self, ctx: RequestContext, version: int) -> list[str]:
-        """The class keys this request may see: the policy over the index's finite set of classes, cached."""
+    def allowed_classes(self, ctx: RequestContext, version: int) -> tuple[list[str], list[Withheld]]:
+        """The class keys this request may see (the policy over the index's finite set of classes, cached), and
+        what the policy withholds, per dataset, with its reasons. Both are query-independent: they say what the
+        policy excludes, never whether anything excluded would have matched."""
         revision = self.engine.revision
         key = (ctx, revision, version)
         with self._lock:
@@ -185,20 +239,36 @@ class Retriever:
         if any(d.reasons == [POLICY_ENGINE_UNAVAILABLE] for d in batch.resources):
             raise Unavailable("the policy engine cannot decide the prefilter", reasons=[POLICY_ENGINE_UNAVAILABLE])
         allowed = [class_key(r) for r, d in zip(classes, batch.resources, strict=True) if d.allow]
+        denied: dict[str, tuple[set[str], dict[str, str]]] = {}
+        for resource, decision in zip(classes, batch.resources, strict=True):
+            if not decision.allow:
+                levels, reasons = denied.setdefault(resource.dataset, (set(), {}))
+                levels.add(resource.classification)
+                reasons.update(zip(decision.reasons, decision.explanations, strict=False))
+        withheld = [
+            Withheld(
+                dataset=dataset,
+                classifications=sorted(levels),
+                reasons=sorted(reasons),
+                explanations=[reasons[r] for r in sorted(reasons)],
+            )
+            for dataset, (levels, reasons) in sorted(denied.items())
+        ]
         with self._lock:
             if len(self._prefilters) > 10_000:
                 self._prefilters.clear()
-            self._prefilters[key] = allowed
-        return allowed
+            self._prefilters[key] = (allowed, withheld)
+        return allowed, withheld
 
-    def context(self, agent: str, request: ContextRequest, timings: Timings) -> ContextResponse:
+    def retrieve(self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context") -> Retrieval:
+        """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (403)."""
         ctx = RequestContext(agent, request.purpose, request.model)
         with timings.stage("policy"):
             batch = self._request_decision(ctx)
             if not batch.request.allow:
-                raise self._refuse(ctx, batch, kind="context")
+                raise self._refuse(ctx, batch, kind=kind)
             version = self.resolve_version(request.as_of)
-            allowed = self.allowed_classes(ctx, version)
+            allowed, withheld = self.allowed_classes(ctx, version)
         moment = _as_of_time(request.as_of) or dt.datetime.now(dt.UTC)
         rows: list[dict[str, Any]] = []
         if allowed:
@@ -216,45 +286,61 @@ class Retriever:
             resources = [resource_of(r) for r in rows]
             decided = self.engine.decide(ctx, resources)
         with timings.stage("assembly"):
-            decision_id = f"dec_{uuid.uuid4().hex}"
-            alerts = [
-                Alert(r["chunk_id"], d.reasons) for r, d in zip(rows, decided.resources, strict=True) if not d.allow
-            ]
-            chunks = self._assemble(rows, decided, request.max_tokens, version, decision_id)
-            served = {c.chunk_id for c in chunks}
+            retrieval = Retrieval(ctx, version, f"dec_{uuid.uuid4().hex}", rows, resources, decided, withheld)
+            self._assemble(retrieval, request.max_tokens)
+        return retrieval
+
+    def commit(self, retrieval: Retrieval, timings: Timings, *, kind: str = "context", **fields: Any) -> None:
+        """Step 8: the decision record (plus any ``fields``, e.g. where the context is sent), fsync'd to the log.
+        Nothing may be answered or forwarded before this returns."""
+        r = retrieval
+        alerts = [Alert(row["chunk_id"], d.reasons) for row, d in zip(r.rows, r.decided.resources, strict=True)
+                  if not d.allow]  # fmt: skip
+        served = {c.chunk_id for c in r.chunks}
         with timings.stage("log"):
             record = decision_record(
-                decided,
-                kind="context",
-                locality=self._locality(ctx.model),
-                resources=resources,
-                ids=[r["platinum_id"] for r in rows],
-                lineage=[[r["gold_id"], r["silver_id"], r["bronze_id"]] for r in rows],
-                served=[r["chunk_id"] in served for r in rows],
+                r.decided,
+                kind=kind,
+                locality=self._locality(r.ctx.model),
+                resources=r.resources,
+                ids=[row["platinum_id"] for row in r.rows],
+                lineage=[[row["gold_id"], row["silver_id"], row["bronze_id"]] for row in r.rows],
+                served=[row["chunk_id"] in served for row in r.rows],
                 alerts=[f"prefilter_let_through:{a.chunk_id}:{','.join(a.reasons)}" for a in alerts],
             )
-            record.update(decision_id=decision_id, index_version=version, query_chars=len(request.query))
+            record.update(decision_id=r.decision_id, index_version=r.version, **fields,
+                          withheld=[f"{w.dataset}:{','.join(w.reasons)}" for w in r.withheld])  # fmt: skip
             self.log.append(record)
         if alerts:
             with self._lock:
                 self.alerts.extend(alerts)
+
+    def context(self, agent: str, request: ContextRequest, timings: Timings) -> ContextResponse:
+        retrieval = self.retrieve(agent, request, timings)
+        self.commit(retrieval, timings, query_chars=len(request.query))
+        return self.response(retrieval)
+
+    def response(self, retrieval: Retrieval) -> ContextResponse:
+        r = retrieval
         return ContextResponse(
-            decision_id=decision_id,
-            agent=agent,
-            purpose=ctx.purpose,
-            model=ctx.model,
-            locality=self._locality(ctx.model) or "unregistered",
-            policy_revision=decided.revision,
-            index_version=version,
+            decision_id=r.decision_id,
+            agent=r.ctx.agent,
+            purpose=r.ctx.purpose,
+            model=r.ctx.model,
+            locality=self._locality(r.ctx.model) or "unregistered",
+            policy_revision=r.decided.revision,
+            index_version=r.version,
             embedding_model=EMBEDDING_MODEL,
-            tokens=sum(c.tokens for c in chunks),
-            chunks=chunks,
+            tokens=sum(c.tokens for c in r.chunks),
+            chunks=r.chunks,
+            near_duplicates=r.near_duplicates,
+            over_budget=r.over_budget,
+            withheld=r.withheld,
         )
 
-    def _assemble(self, rows: list[dict[str, Any]], decided: BatchDecision, max_tokens: int | None, version: int,
-                  decision_id: str) -> list[Chunk]:  # fmt: skip
+    def _assemble(self, retrieval: Retrieval, max_tokens: int | None) -> None:
         candidates = []
-        for row, decision in zip(rows, decided.resources, strict=True):
+        for row, decision in zip(retrieval.rows, retrieval.decided.resources, strict=True):
             if not decision.allow:
                 continue
             types = decision.obligations.redact
@@ -267,13 +353,23 @@ class Retriever:
             candidates.append((row, decision, text, counts))
         # stable order: best score first, ties by chunk id
         candidates.sort(key=lambda c: (-round(c[0]["score"], 6), c[0]["chunk_id"]))
-        tokens = count_tokens([c[2] for c in candidates]) if candidates else []
-        chunks, used = [], 0
-        for (row, decision, text, counts), n in zip(candidates, tokens, strict=True):
+        kept: list[np.ndarray] = []
+        distinct = []
+        for candidate in candidates:
+            vector = np.asarray(candidate[0]["vector"], dtype=np.float32)
+            if kept and float(np.max(np.stack(kept) @ vector)) >= self.settings.near_duplicate_similarity:
+                retrieval.near_duplicates += 1
+                continue
+            kept.append(vector)
+            distinct.append(candidate)
+        tokens = count_tokens([c[2] for c in distinct]) if distinct else []
+        used = 0
+        for (row, decision, text, counts), n in zip(distinct, tokens, strict=True):
             if max_tokens is not None and used + n > max_tokens:
+                retrieval.over_budget += 1
                 continue
             used += n
-            chunks.append(
+            retrieval.chunks.append(
                 Chunk(
                     chunk_id=row["chunk_id"],
                     text=text,
@@ -293,13 +389,12 @@ class Retriever:
                         platinum=Layered(id=row["platinum_id"], delta_version=row["platinum_version"]),
                         dagster_run_id=row["run_id"],
                         embedding_model=row["embedding_model"],
-                        index_version=version,
-                        policy_revision=decided.revision,
-                        decision_id=decision_id,
+                        index_version=retrieval.version,
+                        policy_revision=retrieval.decided.revision,
+                        decision_id=retrieval.decision_id,
                     ),
                 )
             )
-        return chunks
 
 
 def _aware(value: Any) -> dt.datetime:

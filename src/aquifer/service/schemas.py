@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +64,15 @@ class Chunk(BaseModel):
     receipt: Receipt
 
 
+class Withheld(BaseModel):
+    """Data the policy keeps from this request, per dataset, whatever the query: what and why, never which chunks."""
+
+    dataset: str
+    classifications: list[str]
+    reasons: list[str]
+    explanations: list[str]
+
+
 class ContextResponse(BaseModel):
     decision_id: str
     agent: str
@@ -74,6 +84,66 @@ class ContextResponse(BaseModel):
     embedding_model: str
     tokens: int
     chunks: list[Chunk]
+    near_duplicates: int = Field(
+        default=0, description="Allowed chunks left out as near-duplicates of a better-scoring chunk served"
+    )
+    over_budget: int = Field(default=0, description="Allowed chunks left out to stay within max_tokens")
+    withheld: list[Withheld] = Field(
+        default_factory=list, description="What the policy withholds from this agent, purpose and model, and why"
+    )
+
+
+class ChatMessage(BaseModel):
+    """One message of an OpenAI chat completion request; fields other than role and content pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """An OpenAI chat completion request. ``model`` is a registered model id (catalog/models); the purpose comes
+    from the ``X-Aquifer-Purpose`` header or ``metadata.purpose``. Other parameters (temperature, max_tokens, stop,
+    seed, tools, ...) pass through to the model endpoint."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=64, description="A registered model id, e.g. local_smollm2")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
+    stream: bool = False
+    metadata: dict[str, str] | None = Field(default=None, description="metadata.purpose: the purpose of the call")
+
+
+class Citation(BaseModel):
+    """Context source ``[n]`` of a chat answer: the chunk (not its text) and its provenance receipt."""
+
+    n: int
+    chunk_id: str
+    dataset: str
+    layer: str
+    classification: str
+    tokens: int
+    redactions: list[Redaction]
+    label: str | None = None
+    receipt: Receipt
+
+
+class ChatExtension(BaseModel):
+    """The ``aquifer`` member of a chat completion (of the first chunk when streaming): what was sent, and why."""
+
+    decision_id: str
+    agent: str
+    purpose: str
+    model: str
+    locality: str
+    policy_revision: str
+    index_version: int
+    context_tokens: int
+    near_duplicates: int
+    over_budget: int
+    citations: list[Citation]
+    withheld: list[Withheld]
 
 
 class ErrorResponse(BaseModel):

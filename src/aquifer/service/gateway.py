@@ -1,0 +1,363 @@
+"""The governed gateway: OpenAI-compatible ``POST /v1/chat/completions`` in front of the registered models.
+
+Any OpenAI client works unchanged: ``base_url`` is Aquifer's ``/v1``, the api key is the agent's Aquifer token, and
+``model`` is a registered model id (``catalog/models``). For each call:
+
+1. the agent is authenticated (the app's bearer dependency) and must declare a purpose (``X-Aquifer-Purpose`` or
+   ``metadata.purpose``), else 400;
+2. governed retrieval (:meth:`~aquifer.service.retrieval.Retriever.retrieve`) for the conversation, with the
+   model's locality: the policy refuses an unregistered model or one this agent may not use (403), and lets
+   through only chunks that model may receive;
+3. the context becomes one system block with numbered citations in a stable order (:func:`render_context`): the
+   same chunks always render to the same bytes, so a local model's prompt cache reuses them across turns;
+4. the decision record, naming the endpoint and the SHA-256 of the exact request body, is fsync'd *before* the
+   request leaves; the request goes only to the model's registered endpoint, with the model's own key
+   (``api_key_env``), never the agent's token;
+5. the answer comes back with an ``aquifer`` member (:class:`~aquifer.service.schemas.ChatExtension`: citations
+   with receipts, the decision id, what the policy withheld); an ``upstream`` record logs how the call ended.
+
+An unreachable endpoint or an error answer is a 502, no answer within the model's ``timeout_s`` a 504; once a
+stream has started, the same errors arrive as an OpenAI error event (the official client raises ``APIError``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from aquifer.audit import request_record
+from aquifer.catalog import Model
+from aquifer.service.retrieval import (
+    BadRequest,
+    Forbidden,
+    Retrieval,
+    Retriever,
+    Timings,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from aquifer.service.schemas import (
+    ChatExtension,
+    ChatMessage,
+    ChatRequest,
+    Chunk,
+    Citation,
+    ContextRequest,
+)
+from aquifer.settings import Settings
+
+PURPOSE_HEADER = "X-Aquifer-Purpose"
+QUERY_CHARS = 4000
+
+PREAMBLE = (
+    "Context: numbered sources that Aquifer retrieved and checked for this conversation. Answer from them and cite"
+    " the sources you use as [n]. If they do not contain the answer, say so."
+)
+NO_CONTEXT = (
+    "Context: Aquifer found no source this agent may use for this question. Say that you cannot answer it from"
+    " governed sources."
+)
+
+
+def render_context(chunks: Sequence[Chunk]) -> tuple[str, list[Chunk]]:
+    """The system block and the chunks in citation order ``[1]..[n]``.
+
+    The order is by dataset, landing file and chunk id, never by score, and nothing request-specific (scores,
+    decision ids) is rendered: the same chunks always give the same bytes, whatever the question that found them.
+    """
+    ordered = sorted(chunks, key=lambda c: (c.dataset, c.receipt.source_uri, c.chunk_id))
+    if not ordered:
+        return NO_CONTEXT, []
+    parts = [PREAMBLE]
+    for n, chunk in enumerate(ordered, 1):
+        label = f" ({chunk.label})" if chunk.label else ""
+        parts.append(f"[{n}] {chunk.dataset}: {chunk.receipt.source_uri}{label}\n{chunk.text.strip()}")
+    return "\n\n".join(parts), ordered
+
+
+def _text(message: ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "\n".join(str(p.get("text", "")) for p in message.content or [] if p.get("type") == "text")
+
+
+def conversation_query(messages: Sequence[ChatMessage]) -> str:
+    """What to retrieve for: the user's messages, latest first (the embedding model reads the start of its input,
+    so the oldest turns are the first to fall off)."""
+    turns = [_text(m).strip() for m in reversed(messages) if m.role == "user"]
+    return "\n".join(t for t in turns if t)[:QUERY_CHARS]
+
+
+def governed_messages(messages: Sequence[ChatMessage], block: str) -> list[dict[str, Any]]:
+    """The conversation with the context block in the system message (the agent's own system prompt first)."""
+    sent = [m.model_dump(exclude_none=True) for m in messages]
+    first = sent[0]
+    if first["role"] in ("system", "developer") and isinstance(first.get("content"), str):
+        sent[0] = {**first, "role": "system", "content": first["content"].rstrip() + "\n\n" + block}
+    else:
+        sent.insert(0, {"role": "system", "content": block})
+    return sent
+
+
+@dataclass
+class Prepared:
+    """A governed request, logged and ready to leave."""
+
+    retrieval: Retrieval
+    model: Model
+    body: bytes
+    extension: dict[str, Any]
+
+
+class Gateway:
+    """Created once per service (lifespan) over the service's :class:`Retriever`."""
+
+    def __init__(self, retriever: Retriever, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- 1-4: govern, render, log (sync: runs in a worker thread) -------------------------------------------------
+
+    def prepare(self, agent: str, request: ChatRequest, purpose_header: str | None, timings: Timings) -> Prepared:
+        purpose = purpose_header or (request.metadata or {}).get("purpose")
+        if not purpose:
+            self._log_refusal(agent, None, request.model, ["purpose_missing"])
+            raise BadRequest(
+                f"declare the purpose of this call: the {PURPOSE_HEADER} header or metadata.purpose "
+                f"(agent {agent} may act for {self._purposes(agent)})",
+                reasons=["purpose_missing"],
+                field="metadata.purpose",
+            )
+        query = conversation_query(request.messages)
+        if not query:
+            self._log_refusal(agent, purpose, request.model, ["no_user_message"])
+            raise BadRequest("messages: no user message with text to ground", field="messages")
+        try:
+            context_request = ContextRequest(
+                query=query,
+                purpose=purpose,
+                model=request.model,
+                top_k=self.settings.gateway_top_k,
+                max_tokens=self.settings.gateway_context_tokens,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "metadata.purpose" if first["loc"][0] == "purpose" else ".".join(map(str, first["loc"]))
+            raise BadRequest(f"{where}: {first['msg']}", field=where) from None
+        retrieval = self.retriever.retrieve(agent, context_request, timings, kind="chat")
+        model = self.retriever.engine.catalog.models.get(request.model)
+        if model is None:  # the policy refuses unregistered models; this is the belt to its braces
+            self._log_refusal(agent, purpose, request.model, ["unknown_model"])
+            raise Forbidden(f"model {request.model} is not registered", reasons=["unknown_model"])
+        if model.api_key_env and not os.environ.get(model.api_key_env):
+            self._log_refusal(agent, purpose, model.id, ["upstream_key_missing"])
+            raise UpstreamError(
+                f"model {model.id}: the environment variable {model.api_key_env} (its api_key_env) is not set, "
+                "so its endpoint cannot be called",
+                reasons=["upstream_key_missing"],
+            )
+        block, ordered = render_context(retrieval.chunks)
+        payload = request.model_dump(exclude={"metadata"}, exclude_none=True)
+        payload.update(model=model.served_name, messages=governed_messages(request.messages, block))
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        self.retriever.commit(
+            retrieval,
+            timings,
+            kind="chat",
+            query_chars=len(query),
+            upstream={"endpoint": model.endpoint, "served_name": model.served_name,
+                      "prompt_sha256": hashlib.sha256(body).hexdigest()},
+        )  # fmt: skip
+        answer = self.retriever.response(retrieval)
+        extension = ChatExtension(
+            decision_id=answer.decision_id,
+            agent=agent,
+            purpose=purpose,
+            model=model.id,
+            locality=answer.locality,
+            policy_revision=answer.policy_revision,
+            index_version=answer.index_version,
+            context_tokens=answer.tokens,
+            near_duplicates=answer.near_duplicates,
+            over_budget=answer.over_budget,
+            citations=[
+                Citation(n=n, **chunk.model_dump(exclude={"text", "score"})) for n, chunk in enumerate(ordered, 1)
+            ],
+            withheld=answer.withheld,
+        )
+        return Prepared(retrieval, model, body, extension.model_dump(mode="json"))
+
+    # -- 5: forward --------------------------------------------------------------------------------------------
+
+    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+        """A non-streaming answer, with the ``aquifer`` member."""
+        start = time.perf_counter()
+        try:
+            response = await self.http.post(**self._request(prepared))
+        except httpx.HTTPError as exc:
+            raise self._failed(prepared, exc, start) from None
+        if response.status_code >= 400:
+            raise self._rejected(prepared, response.status_code, response.text, start)
+        try:
+            data = response.json()
+            if not isinstance(data, dict) or "choices" not in data:
+                raise ValueError("no choices")
+        except ValueError:
+            raise self._rejected(prepared, response.status_code, "not a chat completion: " + response.text,
+                                 start) from None  # fmt: skip
+        data["model"] = prepared.model.id
+        data["aquifer"] = prepared.extension
+        self._log_outcome(prepared, "ok", response.status_code, start, usage=data.get("usage"))
+        return data
+
+    async def open_stream(self, prepared: Prepared) -> AsyncIterator[bytes]:
+        """Starts the upstream stream (so a refusal or an unreachable endpoint is still an HTTP status) and returns
+        the server-sent events to relay: the first chunk carries the ``aquifer`` member."""
+        start = time.perf_counter()
+        request = self.http.build_request("POST", **self._request(prepared))
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._failed(prepared, exc, start) from None
+        if response.status_code >= 400:
+            text = (await response.aread()).decode(errors="replace")
+            await response.aclose()
+            raise self._rejected(prepared, response.status_code, text, start)
+        return self._relay(prepared, response, start)
+
+    async def _relay(self, prepared: Prepared, response: httpx.Response, start: float) -> AsyncIterator[bytes]:
+        outcome, detail, usage, first = "client_disconnected", None, None, True
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    outcome = "ok"
+                    yield b"data: [DONE]\n\n"
+                    return
+                chunk = json.loads(data)
+                if isinstance(chunk, dict) and "error" in chunk:
+                    outcome, detail = "upstream_error", json.dumps(chunk["error"])[:500]
+                    yield _error_event(UpstreamError(f"model {prepared.model.id} failed mid-stream: {detail}"))
+                    return
+                chunk["model"] = prepared.model.id
+                if first:
+                    chunk["aquifer"], first = prepared.extension, False
+                usage = chunk.get("usage") or usage
+                yield b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+            outcome, detail = "upstream_error", "the stream ended without [DONE]"
+            yield _error_event(UpstreamError(f"model {prepared.model.id}: {detail}"))
+        except (httpx.HTTPError, ValueError) as exc:
+            error = self._mapped(prepared, exc)
+            outcome, detail = _outcome(exc), str(error)
+            yield _error_event(error)
+        finally:  # logged before the close: a disconnect cancels the task at its next await
+            self._log_outcome(prepared, outcome, response.status_code, start, usage=usage, detail=detail)
+            await response.aclose()
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def _request(self, prepared: Prepared) -> dict[str, Any]:
+        model = prepared.model
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if model.api_key_env:
+            headers["Authorization"] = f"Bearer {os.environ.get(model.api_key_env, '')}"
+        return {
+            "url": model.endpoint.rstrip("/") + "/chat/completions",
+            "content": prepared.body,
+            "headers": headers,
+            "timeout": httpx.Timeout(model.timeout_s, connect=self.settings.gateway_connect_timeout_s),
+        }
+
+    def _mapped(self, prepared: Prepared, exc: Exception) -> UpstreamError | UpstreamTimeout:
+        model = prepared.model
+        if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+            return UpstreamError(f"model {model.id}: cannot connect to {model.endpoint} ({type(exc).__name__})",
+                                 reasons=["upstream_unreachable"])  # fmt: skip
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeout(f"model {model.id} at {model.endpoint} did not answer within {model.timeout_s:g} s",
+                                   reasons=["upstream_timeout"])  # fmt: skip
+        return UpstreamError(f"model {model.id} at {model.endpoint}: {type(exc).__name__}: {exc}",
+                             reasons=["upstream_error"])  # fmt: skip
+
+    def _failed(self, prepared: Prepared, exc: Exception, start: float) -> UpstreamError | UpstreamTimeout:
+        error = self._mapped(prepared, exc)
+        self._log_outcome(prepared, _outcome(exc), None, start, detail=str(error))
+        return error
+
+    def _rejected(self, prepared: Prepared, status: int, text: str, start: float) -> UpstreamError:
+        detail = f"model {prepared.model.id} at {prepared.model.endpoint} answered {status}: {text[:300]}"
+        self._log_outcome(prepared, "upstream_error", status, start, detail=detail)
+        return UpstreamError(detail, reasons=["upstream_error"])
+
+    def _log_outcome(self, prepared: Prepared, outcome: str, status: int | None, start: float, *,
+                     usage: dict[str, Any] | None = None, detail: str | None = None) -> None:  # fmt: skip
+        r, model = prepared.retrieval, prepared.model
+        usage = usage or {}
+        self.retriever.log.append(
+            request_record(
+                kind="upstream", agent=r.ctx.agent, purpose=r.ctx.purpose, model=model.id,
+                locality=model.locality.value, reasons=[] if outcome == "ok" else [outcome],
+                revision=r.decided.revision, ref=r.decision_id,
+                upstream={"endpoint": model.endpoint, "served_name": model.served_name, "outcome": outcome,
+                          "http_status": status, "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+                          "prompt_tokens": usage.get("prompt_tokens"),
+                          "completion_tokens": usage.get("completion_tokens"), "detail": detail},
+            )
+        )  # fmt: skip
+
+    def _log_refusal(self, agent: str, purpose: str | None, model: str, reasons: list[str]) -> None:
+        entry = self.retriever.engine.catalog.models.get(model)
+        self.retriever.log.append(
+            request_record(
+                kind="chat",
+                agent=agent,
+                purpose=purpose,
+                model=model,
+                locality=entry.locality.value if entry else None,
+                reasons=reasons,
+            )
+        )
+
+    def _purposes(self, agent: str) -> list[str]:
+        entry = self.retriever.engine.catalog.agents.get(agent)
+        return list(entry.purposes) if entry else []
+
+
+def _outcome(exc: Exception) -> str:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return "upstream_unreachable"
+    if isinstance(exc, httpx.TimeoutException):
+        return "upstream_timeout"
+    return "upstream_error"
+
+
+def openai_error(error: Any) -> dict[str, Any]:
+    """An error in the shape OpenAI clients parse (``error.message``), with Aquifer's reasons beside it."""
+    return {
+        "error": {
+            "message": error.detail,
+            "type": error.error,
+            "code": error.reasons[0] if error.reasons else error.error,
+            "param": error.field,
+            "reasons": error.reasons,
+            "explanations": error.explanations,
+        }
+    }
+
+
+def _error_event(error: UpstreamError | UpstreamTimeout) -> bytes:
+    return b"data: " + json.dumps(openai_error(error)).encode() + b"\n\n"
