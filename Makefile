@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval policy-test serve clean
+.PHONY: help setup up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway policy-test serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench-retrieval: materialize ## Retrieval benchmark at 100k and 1M chunks (needs
 
 serve: setup ## Serve the API alone on http://127.0.0.1:8000 (docs at /docs)
 	$(BIN)/aquifer serve
+
+bench-gateway: materialize ## Gateway overhead vs llama.cpp direct, context tokens, prompt-cache reuse (~5 min)
+	$(BIN)/python bench/gateway.py
 
 bench-policy: setup ## Policy decision benchmark (microseconds per decision)
 	$(BIN)/python bench/policy.py

@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     gateway_context_tokens: int = Field(
         default=1024, ge=1, description="Token budget for the context injected into a chat completion."
     )
+    gateway_conversation_tokens: int = Field(
+        default=2560,
+        ge=1,
+        description="Token budget for the context of a whole conversation: when a turn's new sources would pass it, "
+        "the context starts again from that turn.",
+    )
+    gateway_follow_up_tokens: int = Field(
+        default=256,
+        ge=0,
+        description="Token budget for the new sources of each later turn of a conversation (the earlier turns' "
+        "sources stay in the prompt, so its cached prefix is reused).",
+    )
     gateway_connect_timeout_s: float = Field(
         default=3.0, gt=0, description="Longest wait to connect to a model endpoint before answering 502."
     )

@@ -61,23 +61,31 @@ PREAMBLE = (
     "Context: numbered sources that Aquifer retrieved and checked for this conversation. Answer from them and cite"
     " the sources you use as [n]. If they do not contain the answer, say so."
 )
+FOLLOW_UP = "More context, numbered on from the sources above:"
 NO_CONTEXT = (
     "Context: Aquifer found no source this agent may use for this question. Say that you cannot answer it from"
     " governed sources."
 )
 
 
-def render_context(chunks: Sequence[Chunk]) -> tuple[str, list[Chunk]]:
-    """The system block and the chunks in citation order ``[1]..[n]``.
+def render_context(
+    chunks: Sequence[Chunk], *, order: str = "stable", start: int = 1, follow_up: bool = False
+) -> tuple[str, list[Chunk]]:
+    """A context block and its chunks in citation order ``[start]..``.
 
-    The order is by dataset, landing file and chunk id, never by score, and nothing request-specific (scores,
-    decision ids) is rendered: the same chunks always give the same bytes, whatever the question that found them.
+    The stable order is by dataset, landing file and chunk id, never by score, and nothing request-specific
+    (scores, decision ids) is rendered: the same chunks always give the same bytes, whatever the question that
+    found them. ``order="relevance"`` puts the best-scoring chunk first instead (the bytes then change with the
+    question, so a prompt cache cannot reuse them). ``follow_up`` renders the block of a later turn.
     """
-    ordered = sorted(chunks, key=lambda c: (c.dataset, c.receipt.source_uri, c.chunk_id))
+    if order == "relevance":
+        ordered = sorted(chunks, key=lambda c: (-c.score, c.chunk_id))
+    else:
+        ordered = sorted(chunks, key=lambda c: (c.dataset, c.receipt.source_uri, c.chunk_id))
     if not ordered:
-        return NO_CONTEXT, []
-    parts = [PREAMBLE]
-    for n, chunk in enumerate(ordered, 1):
+        return ("" if follow_up else NO_CONTEXT), []
+    parts = [FOLLOW_UP if follow_up else PREAMBLE]
+    for n, chunk in enumerate(ordered, start):
         label = f" ({chunk.label})" if chunk.label else ""
         parts.append(f"[{n}] {chunk.dataset}: {chunk.receipt.source_uri}{label}\n{chunk.text.strip()}")
     return "\n\n".join(parts), ordered
@@ -89,18 +97,31 @@ def _text(message: ChatMessage) -> str:
     return "\n".join(str(p.get("text", "")) for p in message.content or [] if p.get("type") == "text")
 
 
-def conversation_query(messages: Sequence[ChatMessage]) -> str:
-    """What to retrieve for: the user's messages, latest first (the embedding model reads the start of its input,
-    so the oldest turns are the first to fall off)."""
-    turns = [_text(m).strip() for m in reversed(messages) if m.role == "user"]
-    return "\n".join(t for t in turns if t)[:QUERY_CHARS]
+def turn_queries(messages: Sequence[ChatMessage]) -> list[tuple[int, str]]:
+    """(message index, what to retrieve for) per user turn: the turn's text, then the previous turn's (so a
+    follow-up such as "and for annual plans?" keeps its topic). It depends only on the conversation up to that turn,
+    so a turn retrieves the same sources on every later request of the conversation."""
+    turns = [(i, _text(m).strip()) for i, m in enumerate(messages) if m.role == "user"]
+    turns = [(i, text) for i, text in turns if text]
+    return [(i, "\n".join([text] + ([turns[k - 1][1]] if k else []))[:QUERY_CHARS]) for k, (i, text) in
+            enumerate(turns)]  # fmt: skip
 
 
-def governed_messages(messages: Sequence[ChatMessage], block: str) -> list[dict[str, Any]]:
-    """The conversation with the context block in the system message (the agent's own system prompt first)."""
-    sent = [m.model_dump(exclude_none=True) for m in messages]
+def governed_messages(
+    messages: Sequence[ChatMessage], block: str, later: dict[int, str] | None = None
+) -> list[dict[str, Any]]:
+    """The conversation with the context: ``block`` in the system message (after the agent's own system prompt),
+    and each later turn's new sources (``later``: message index to block) in a system message just before that
+    turn's user message. Earlier turns' blocks never move, so the prompt of turn n starts with the prompt of turn
+    n-1 and the model's prompt cache reuses it."""
+    later = later or {}
+    sent: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        if i in later:
+            sent.append({"role": "system", "content": later[i]})
+        sent.append(message.model_dump(exclude_none=True))
     first = sent[0]
-    if first["role"] in ("system", "developer") and isinstance(first.get("content"), str):
+    if first["role"] in ("system", "developer") and isinstance(first.get("content"), str) and 0 not in later:
         sent[0] = {**first, "role": "system", "content": first["content"].rstrip() + "\n\n" + block}
     else:
         sent.insert(0, {"role": "system", "content": block})
@@ -140,23 +161,12 @@ class Gateway:
                 reasons=["purpose_missing"],
                 field="metadata.purpose",
             )
-        query = conversation_query(request.messages)
-        if not query:
+        turns = turn_queries(request.messages)
+        if not turns:
             self._log_refusal(agent, purpose, request.model, ["no_user_message"])
             raise BadRequest("messages: no user message with text to ground", field="messages")
-        try:
-            context_request = ContextRequest(
-                query=query,
-                purpose=purpose,
-                model=request.model,
-                top_k=self.settings.gateway_top_k,
-                max_tokens=self.settings.gateway_context_tokens,
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = "metadata.purpose" if first["loc"][0] == "purpose" else ".".join(map(str, first["loc"]))
-            raise BadRequest(f"{where}: {first['msg']}", field=where) from None
-        retrieval = self.retriever.retrieve(agent, context_request, timings, kind="chat")
+        parts = [self._retrieve(agent, purpose, request.model, query, timings) for _, query in turns]
+        retrieval, block, later = self._conversation(turns, parts)
         model = self.retriever.engine.catalog.models.get(request.model)
         if model is None:  # the policy refuses unregistered models; this is the belt to its braces
             self._log_refusal(agent, purpose, request.model, ["unknown_model"])
@@ -168,15 +178,14 @@ class Gateway:
                 "so its endpoint cannot be called",
                 reasons=["upstream_key_missing"],
             )
-        block, ordered = render_context(retrieval.chunks)
         payload = request.model_dump(exclude={"metadata"}, exclude_none=True)
-        payload.update(model=model.served_name, messages=governed_messages(request.messages, block))
+        payload.update(model=model.served_name, messages=governed_messages(request.messages, block, later))
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         self.retriever.commit(
             retrieval,
             timings,
             kind="chat",
-            query_chars=len(query),
+            query_chars=len(turns[-1][1]),
             upstream={"endpoint": model.endpoint, "served_name": model.served_name,
                       "prompt_sha256": hashlib.sha256(body).hexdigest()},
         )  # fmt: skip
@@ -193,11 +202,52 @@ class Gateway:
             near_duplicates=answer.near_duplicates,
             over_budget=answer.over_budget,
             citations=[
-                Citation(n=n, **chunk.model_dump(exclude={"text", "score"})) for n, chunk in enumerate(ordered, 1)
+                Citation(n=n, **c.model_dump(exclude={"text", "score"})) for n, c in enumerate(retrieval.chunks, 1)
             ],
             withheld=answer.withheld,
         )
         return Prepared(retrieval, model, body, extension.model_dump(mode="json"))
+
+    def _retrieve(self, agent: str, purpose: str, model: str, query: str, timings: Timings) -> Retrieval:
+        try:
+            request = ContextRequest(query=query, purpose=purpose, model=model, top_k=self.settings.gateway_top_k,
+                                     max_tokens=self.settings.gateway_context_tokens)  # fmt: skip
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "metadata.purpose" if first["loc"][0] == "purpose" else ".".join(map(str, first["loc"]))
+            raise BadRequest(f"{where}: {first['msg']}", field=where) from None
+        return self.retriever.retrieve(agent, request, timings, kind="chat")
+
+    def _conversation(
+        self, turns: list[tuple[int, str]], parts: list[Retrieval]
+    ) -> tuple[Retrieval, str, dict[int, str]]:
+        """Each turn's sources, new ones only, in the order the turns came; the context starts again from a turn
+        whose new sources would pass the conversation's budget. Returns the combined retrieval (its chunks in
+        citation order), the first block, and the later turns' blocks by message index."""
+        windows: list[list[tuple[int, list[Chunk]]]] = [[]]
+        seen: set[str] = set()
+        used = 0
+        for (index, _), part in zip(turns, parts, strict=True):
+            fresh = [c for c in part.chunks if c.chunk_id not in seen]
+            if windows[-1]:  # a follow-up: its best new sources within the follow-up budget
+                fresh = _within(fresh, self.settings.gateway_follow_up_tokens)
+            tokens = sum(c.tokens for c in fresh)
+            if windows[-1] and used + tokens > self.settings.gateway_conversation_tokens:
+                windows.append([])
+                seen, used = set(), 0
+                fresh, tokens = list(part.chunks), sum(c.tokens for c in part.chunks)
+            seen.update(c.chunk_id for c in fresh)
+            used += tokens
+            windows[-1].append((index, fresh))
+        block, later, ordered = "", {}, list[Chunk]()
+        for k, (index, fresh) in enumerate(windows[-1]):
+            text, chunks = render_context(fresh, start=len(ordered) + 1, follow_up=k > 0)
+            if k == 0:
+                block = text
+            elif text:
+                later[index] = text
+            ordered += chunks
+        return Retrieval.combine(parts, ordered), block, later
 
     # -- 5: forward --------------------------------------------------------------------------------------------
 
@@ -335,6 +385,16 @@ class Gateway:
     def _purposes(self, agent: str) -> list[str]:
         entry = self.retriever.engine.catalog.agents.get(agent)
         return list(entry.purposes) if entry else []
+
+
+def _within(chunks: Sequence[Chunk], budget: int) -> list[Chunk]:
+    """The chunks, best first, that fit ``budget`` tokens together."""
+    kept, used = [], 0
+    for chunk in chunks:
+        if used + chunk.tokens <= budget:
+            kept.append(chunk)
+            used += chunk.tokens
+    return kept
 
 
 def _outcome(exc: Exception) -> str:

@@ -26,7 +26,8 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,29 @@ class Retrieval:
     near_duplicates: int = 0
     over_budget: int = 0
 
+    @classmethod
+    def combine(cls, parts: Sequence[Retrieval], chunks: Sequence[Chunk]) -> Retrieval:
+        """One retrieval (the last part's decision id) out of several made for one answer, e.g. one per turn of a
+        conversation: every row once, ``chunks`` served, their receipts naming the combined decision."""
+        last = parts[-1]
+        if len({p.decided.revision for p in parts}) > 1 or len({p.version for p in parts}) > 1:
+            raise Unavailable("the policy or the index changed while this request was being decided; retry it")
+        rows, resources, decisions, seen = [], [], [], set()
+        for part in parts:
+            for row, resource, decision in zip(part.rows, part.resources, part.decided.resources, strict=True):
+                if row["chunk_id"] not in seen:
+                    seen.add(row["chunk_id"])
+                    rows.append(row)
+                    resources.append(resource)
+                    decisions.append(decision)
+        decided = BatchDecision(last.ctx, last.decided.revision, last.decided.request, decisions)
+        stamped = [
+            c.model_copy(update={"receipt": c.receipt.model_copy(update={"decision_id": last.decision_id})})
+            for c in chunks
+        ]
+        return cls(last.ctx, last.version, last.decision_id, rows, resources, decided, last.withheld, stamped,
+                   sum(p.near_duplicates for p in parts), sum(p.over_budget for p in parts))  # fmt: skip
+
 
 class Retriever:
     """Everything ``/v1/context`` needs, created once (the service's lifespan) and shared by requests."""
@@ -162,6 +186,7 @@ class Retriever:
         )
         self._prefilters: dict[tuple[RequestContext, str, int], tuple[list[str], list[Withheld]]] = {}
         self._lock = threading.Lock()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.alerts: list[Alert] = []
 
     # -- readiness -------------------------------------------------------------------------------------------------
@@ -273,7 +298,7 @@ class Retriever:
         rows: list[dict[str, Any]] = []
         if allowed:
             with timings.stage("embedding"):
-                vector = self.embedder.encode([request.query])[0]
+                vector = self._embed(request.query)
             with timings.stage("search"):
                 where = sql_in("class_key", allowed)
                 stale = self.index.stale_ids(moment, version=version)
@@ -289,6 +314,20 @@ class Retriever:
             retrieval = Retrieval(ctx, version, f"dec_{uuid.uuid4().hex}", rows, resources, decided, withheld)
             self._assemble(retrieval, request.max_tokens)
         return retrieval
+
+    def _embed(self, query: str) -> np.ndarray:
+        """The query's vector, from a small LRU cache (a conversation re-retrieves its earlier turns)."""
+        with self._lock:
+            cached = self._vectors.get(query)
+            if cached is not None:
+                self._vectors.move_to_end(query)
+                return cached
+        vector: np.ndarray = self.embedder.encode([query])[0]
+        with self._lock:
+            self._vectors[query] = vector
+            if len(self._vectors) > 4096:
+                self._vectors.popitem(last=False)
+        return vector
 
     def commit(self, retrieval: Retrieval, timings: Timings, *, kind: str = "context", **fields: Any) -> None:
         """Step 8: the decision record (plus any ``fields``, e.g. where the context is sent), fsync'd to the log.
