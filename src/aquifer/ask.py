@@ -135,9 +135,9 @@ def show(answer: Answer, console: Console, *, text: bool = True) -> None:
         console.print(f"  (left out: {', '.join(left_out)})", highlight=False)
     withheld = ext.get("withheld", [])
     if withheld:
-        console.print("\n[bold]Withheld by policy[/]")
+        console.print("\n[bold]Withheld by policy[/] (reason codes; the answer's aquifer.withheld explains them)")
         for w in withheld:
-            console.print(f"  {w['dataset']} ({', '.join(w['classifications'])}): {'; '.join(w['explanations'])}",
+            console.print(f"  {w['dataset']} ({', '.join(w['classifications'])}): {', '.join(w['reasons'])}",
                           highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     if ext.get("decision_id"):
         console.print(
