@@ -302,6 +302,17 @@ def test_ask_without_a_server_says_what_to_do(gw: dict[str, Any]) -> None:
     assert unknown.returncode == 1 and "agent nobody is not registered" in unknown.stderr
 
 
+def test_ask_as_json(gw: dict[str, Any]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aquifer", "ask", "--agent", "marketing_assistant", "--max-tokens", "8", "--json",
+         "--url", gw["url"], "How do refunds work?"], env=gw["env"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["agent"] == "marketing_assistant" and answer["model"] == "external_gpt" and answer["text"]
+    assert answer["aquifer"]["citations"] and answer["aquifer"]["locality"] == "external"
+
+
 def test_the_log_is_compactable_with_the_gateway_records(gw: dict[str, Any]) -> None:
     from aquifer.audit.records import to_frame
 

@@ -77,6 +77,9 @@ def test_a_later_turns_sources_follow_on_and_leave_earlier_bytes_alone() -> None
     assert sent2[: len(sent1)] == sent1, "the prompt of turn 2 starts with the prompt of turn 1"
     assert sent2[len(sent1):] == [{"role": "assistant", "content": "a1"}, {"role": "system", "content": later},
                                   {"role": "user", "content": "q2"}]  # fmt: skip
+    folded = governed_messages(turn2, first, {2: later}, follow_up="user")
+    assert [m["role"] for m in folded] == ["system", "user", "assistant", "user"], "one leading system message"
+    assert folded[:2] == sent1 and folded[3]["content"] == later + "\n\nq2"
 
 
 def test_the_context_joins_the_agents_system_prompt_or_comes_first() -> None:

@@ -217,6 +217,11 @@ class Model(_Strict):
         description="Environment variable holding the endpoint's API key (sent as a bearer token). The agent's "
         "Aquifer token is never forwarded.",
     )
+    follow_up_context: Literal["system", "user"] = Field(
+        default="system",
+        description="Where a conversation's later context blocks go: a system message before the turn (default), "
+        "or at the start of the turn's user message, for chat templates that allow a system message only first",
+    )
     timeout_s: float = Field(
         default=120.0, gt=0, le=3600, description="Longest wait for the endpoint's answer (or between two streamed "
         "chunks) before the gateway answers 504",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -287,6 +288,7 @@ def ask(
     url: Annotated[str, typer.Option(help="Aquifer's OpenAI-compatible base URL.")] = "http://127.0.0.1:8000/v1",
     max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Longest answer, in model tokens.")] = 256,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="The answer and its aquifer member, as JSON.")] = False,
 ) -> None:
     """Ask AGENT's question through the governed gateway: the answer on the agent's model, its sources [n] with
     receipts, and what the policy withheld. The token is AQUIFER_TOKEN, or the demo agent's development token."""
@@ -296,11 +298,15 @@ def ask(
     def echo(piece: str) -> None:
         console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
 
+    stream = stream and not as_json
     try:
         answer = ask_gateway(question, agent=agent, base_url=url, purpose=purpose, model=model,
                              max_tokens=max_tokens, on_text=echo if stream else None)  # fmt: skip
     except AskError as exc:
         raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(dataclasses.asdict(answer), indent=2, ensure_ascii=False))
+        return
     if stream:
         console.print()
     show(answer, console, text=not stream)

@@ -5,11 +5,13 @@ Any OpenAI client works unchanged: ``base_url`` is Aquifer's ``/v1``, the api ke
 
 1. the agent is authenticated (the app's bearer dependency) and must declare a purpose (``X-Aquifer-Purpose`` or
    ``metadata.purpose``), else 400;
-2. governed retrieval (:meth:`~aquifer.service.retrieval.Retriever.retrieve`) for the conversation, with the
+2. governed retrieval (:meth:`~aquifer.service.retrieval.Retriever.retrieve`) for each user turn, with the
    model's locality: the policy refuses an unregistered model or one this agent may not use (403), and lets
    through only chunks that model may receive;
-3. the context becomes one system block with numbered citations in a stable order (:func:`render_context`): the
-   same chunks always render to the same bytes, so a local model's prompt cache reuses them across turns;
+3. the context becomes system blocks with numbered citations in a stable order (:func:`render_context`): the
+   first turn's sources after the agent's system prompt, each later turn's new sources just before that turn
+   (:func:`governed_messages`). The same chunks always render to the same bytes and earlier turns' blocks never
+   move, so the prompt of turn n starts with the prompt of turn n-1 and a local model's prompt cache reuses it;
 4. the decision record, naming the endpoint and the SHA-256 of the exact request body, is fsync'd *before* the
    request leaves; the request goes only to the model's registered endpoint, with the model's own key
    (``api_key_env``), never the agent's token;
@@ -108,18 +110,24 @@ def turn_queries(messages: Sequence[ChatMessage]) -> list[tuple[int, str]]:
 
 
 def governed_messages(
-    messages: Sequence[ChatMessage], block: str, later: dict[int, str] | None = None
+    messages: Sequence[ChatMessage], block: str, later: dict[int, str] | None = None, *, follow_up: str = "system"
 ) -> list[dict[str, Any]]:
     """The conversation with the context: ``block`` in the system message (after the agent's own system prompt),
     and each later turn's new sources (``later``: message index to block) in a system message just before that
-    turn's user message. Earlier turns' blocks never move, so the prompt of turn n starts with the prompt of turn
-    n-1 and the model's prompt cache reuses it."""
+    turn's user message (``follow_up="user"``: at the start of that message, for chat templates that allow only
+    one, leading, system message). Earlier turns' blocks never move, so the prompt of turn n starts with the prompt
+    of turn n-1 and the model's prompt cache reuses it."""
     later = later or {}
     sent: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
-        if i in later:
+        turn = message.model_dump(exclude_none=True)
+        if i in later and follow_up == "user":
+            content = turn.get("content")
+            turn["content"] = (later[i] + "\n\n" + content if isinstance(content, str)
+                               else [{"type": "text", "text": later[i]}, *(content or [])])  # fmt: skip
+        elif i in later:
             sent.append({"role": "system", "content": later[i]})
-        sent.append(message.model_dump(exclude_none=True))
+        sent.append(turn)
     first = sent[0]
     if first["role"] in ("system", "developer") and isinstance(first.get("content"), str) and 0 not in later:
         sent[0] = {**first, "role": "system", "content": first["content"].rstrip() + "\n\n" + block}
@@ -179,7 +187,8 @@ class Gateway:
                 reasons=["upstream_key_missing"],
             )
         payload = request.model_dump(exclude={"metadata"}, exclude_none=True)
-        payload.update(model=model.served_name, messages=governed_messages(request.messages, block, later))
+        messages = governed_messages(request.messages, block, later, follow_up=model.follow_up_context)
+        payload.update(model=model.served_name, messages=messages)
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         self.retriever.commit(
             retrieval,
