@@ -297,34 +297,47 @@ class Gateway:
         return self._relay(prepared, response, start)
 
     async def _relay(self, prepared: Prepared, response: httpx.Response, start: float) -> AsyncIterator[bytes]:
-        outcome, detail, usage, first = "client_disconnected", None, None, True
+        usage: dict[str, Any] | None = None
+        logged = False
+
+        def finish(outcome: str, detail: str | None = None) -> None:
+            """Log how the call ended, once, before the client can see the end of the stream."""
+            nonlocal logged
+            if not logged:
+                logged = True
+                self._log_outcome(prepared, outcome, response.status_code, start, usage=usage, detail=detail)
+
+        first = True
         try:
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    outcome = "ok"
+                    finish("ok")
                     yield b"data: [DONE]\n\n"
                     return
                 chunk = json.loads(data)
                 if isinstance(chunk, dict) and "error" in chunk:
-                    outcome, detail = "upstream_error", json.dumps(chunk["error"])[:500]
-                    yield _error_event(UpstreamError(f"model {prepared.model.id} failed mid-stream: {detail}"))
+                    failure = json.dumps(chunk["error"])[:500]
+                    error = UpstreamError(f"model {prepared.model.id} failed mid-stream: {failure}")
+                    finish("upstream_error", error.detail)
+                    yield _error_event(error)
                     return
                 chunk["model"] = prepared.model.id
                 if first:
                     chunk["aquifer"], first = prepared.extension, False
                 usage = chunk.get("usage") or usage
                 yield b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
-            outcome, detail = "upstream_error", "the stream ended without [DONE]"
-            yield _error_event(UpstreamError(f"model {prepared.model.id}: {detail}"))
-        except (httpx.HTTPError, ValueError) as exc:
-            error = self._mapped(prepared, exc)
-            outcome, detail = _outcome(exc), str(error)
+            error = UpstreamError(f"model {prepared.model.id}: the stream ended without [DONE]")
+            finish("upstream_error", error.detail)
             yield _error_event(error)
-        finally:  # logged before the close: a disconnect cancels the task at its next await
-            self._log_outcome(prepared, outcome, response.status_code, start, usage=usage, detail=detail)
+        except (httpx.HTTPError, ValueError) as exc:
+            mapped = self._mapped(prepared, exc)
+            finish(_outcome(exc), str(mapped))
+            yield _error_event(mapped)
+        finally:  # a client that went away: logged before the close, as a disconnect cancels the task at an await
+            finish("client_disconnected")
             await response.aclose()
 
     # -- helpers -----------------------------------------------------------------------------------------------
