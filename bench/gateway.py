@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--max-tokens", type=int, default=32, help="Answer length in the overhead runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gateway.json")
+    parser.add_argument("--parts", default="overhead,cache,economics", help="Comma-separated parts to run")
     args = parser.parse_args()
     if not (args.data_dir / "index").exists():
         sys.exit(f"no index under {args.data_dir}: run `make up` or `aquifer materialize` first")
@@ -209,15 +210,18 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine, "command": "python bench/gateway.py"}
     try:
         api, server = start_api(root, catalog, args.data_dir)
-        results["overhead"] = overhead(api, llama, recorder, args.max_tokens)
-        print(json.dumps({k: v for k, v in results["overhead"].items() if k != "rows"}, indent=1), flush=True)
-        for mode in ("gateway", "relevance", "stable"):
+        parts = args.parts.split(",")
+        if "overhead" in parts:
+            results["overhead"] = overhead(api, llama, recorder, args.max_tokens)
+            print(json.dumps({k: v for k, v in results["overhead"].items() if k != "rows"}, indent=1), flush=True)
+        for mode in ("gateway", "relevance", "stable") if "cache" in parts else ():
             clear_cache(llama)
             results[f"cache_{mode}"] = conversation(api, llama, root / "llama.log", 48, mode)
             print(mode, [f"{t['reuse']:.0%} of {t['prompt_tokens']}" for t in results[f"cache_{mode}"]], flush=True)
         server.stop()
-        results["economics"] = economics(args.data_dir)
-        print(json.dumps({k: v for k, v in results["economics"].items() if k != "rows"}, indent=1))
+        if "economics" in parts:
+            results["economics"] = economics(args.data_dir)
+            print(json.dumps({k: v for k, v in results["economics"].items() if k != "rows"}, indent=1))
     finally:
         llama_proc.stop()
         recorder.close()

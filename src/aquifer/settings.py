@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         "the context starts again from that turn.",
     )
     gateway_follow_up_tokens: int = Field(
-        default=256,
+        default=160,
         ge=0,
         description="Token budget for the new sources of each later turn of a conversation (the earlier turns' "
         "sources stay in the prompt, so its cached prefix is reused).",
