@@ -128,7 +128,7 @@ def show(answer: Answer, console: Console, *, text: bool = True) -> None:
         notes += [f"{r['type']} redacted x{r['count']}" for r in c["redactions"]]
         notes += [c["label"]] if c.get("label") else []
         where = f"{c['dataset']}: {c['receipt']['source_uri']} · {c['chunk_id']}"
-        console.print(f"  [{c['n']}] {where} ({', '.join(notes)})", highlight=False, markup=False)
+        console.print(f"  [{c['n']}] {where} ({', '.join(notes)})", highlight=False, markup=False, soft_wrap=True)
     left_out = [f"{n} {what}" for n, what in ((ext.get("near_duplicates", 0), "near-duplicates"),
                                               (ext.get("over_budget", 0), "over the token budget")) if n]  # fmt: skip
     if left_out:

@@ -273,7 +273,8 @@ def up(
             console.print("demo agents' development-only tokens (refused when AQUIFER_ENVIRONMENT=production):")
             for agent, token in dev:
                 console.print(f"  {agent:<22} {token}", highlight=False)
-        console.print('try: [bold]aquifer ask --agent support_assistant "How do refunds work?"[/]')
+        aquifer = os.path.relpath(Path(sys.executable).parent / "aquifer")
+        console.print(f'try: [bold]{aquifer} ask --agent support_assistant "How do refunds work?"[/]', highlight=False)
         console.print("Ctrl-C stops everything.\n")
 
     raise typer.Exit(run(services, on_ready=announce))
