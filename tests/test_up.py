@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.servers import free_port, wait_http
+from tests.test_credentials import DEV_TOKENS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -72,6 +73,8 @@ def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> Non
     assert proc.returncode == 0, output
     assert "Dagster UI" in output and f"http://127.0.0.1:{api}/docs" in output
     assert f"http://127.0.0.1:{model}/v1" in output
+    for agent, token in DEV_TOKENS.items():  # the demo tokens, in full, to paste
+        assert f"{agent}" in output and token in output
     time.sleep(1)
     alive = [
         p
