@@ -313,6 +313,14 @@ def test_ask_as_json(gw: dict[str, Any]) -> None:
     assert answer["aquifer"]["citations"] and answer["aquifer"]["locality"] == "external"
 
 
+def test_upstream_outcomes_are_metrics(gw: dict[str, Any]) -> None:
+    import httpx
+
+    text = httpx.get(gw["url"].removesuffix("/v1") + "/metrics").text
+    assert 'aquifer_upstream_seconds_count{model="local_smollm2",outcome="ok"}' in text
+    assert 'aquifer_upstream_seconds_count{model="down_local",outcome="upstream_unreachable"}' in text
+
+
 def test_the_log_is_compactable_with_the_gateway_records(gw: dict[str, Any]) -> None:
     from aquifer.audit.records import to_frame
 

@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aquifer import sample
+from aquifer.audit.log import read_records
 from aquifer.catalog import load_catalog
 from aquifer.cli import app
 from aquifer.client import AquiferClient, AquiferError, AsyncAquiferClient
@@ -149,6 +150,22 @@ def test_max_tokens_packs_in_a_stable_order(world: dict[str, Any]) -> None:
     assert [ch.chunk_id for ch in packed.chunks] == [ch.chunk_id for ch in again.chunks]
     scores = [ch.score for ch in full.chunks]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_near_duplicates_collapse_into_the_best_copy(world: dict[str, Any]) -> None:
+    """The sample has incident reviews generated from one template: asking about one returns near-copies, and only
+    the best-scoring copy of each is served; the others count as near_duplicates and are logged as not served."""
+    from aquifer.embedding import get_embedder
+
+    with client(world, "support_assistant") as c:
+        answer = c.context("How do I export the audit log?", purpose="customer_support", model="local_smollm2",
+                           top_k=6)  # fmt: skip
+    assert answer.near_duplicates >= 1 and len(answer.chunks) + answer.near_duplicates == 6
+    vectors = get_embedder().encode([ch.text for ch in answer.chunks])
+    similarity = vectors @ vectors.T
+    assert all(similarity[i, j] < 0.97 for i in range(len(vectors)) for j in range(i)), "no near-copies served"
+    record = next(r for r in read_records(world["data"] / "decisions") if r["decision_id"] == answer.decision_id)
+    assert sum(not r["served"] and r["allow"] for r in record["resources"]) == answer.near_duplicates
 
 
 def test_every_receipt_verifies_back_to_its_landing_file(world: dict[str, Any]) -> None:

@@ -75,6 +75,10 @@ class Metrics:
                                 registry=self.registry)  # fmt: skip
         self.chunks = Counter("aquifer_chunk_decisions_total", "Per-chunk decisions by outcome and reason",
                               ["outcome", "reason"], registry=self.registry)  # fmt: skip
+        self.upstream = Histogram(
+            "aquifer_upstream_seconds", "Gateway calls to model endpoints, by model and outcome", ["model", "outcome"],
+            registry=self.registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )  # fmt: skip
         self.alerts = Counter("aquifer_prefilter_alerts_total", "Chunks the prefilter let through but the policy "
                               "denied (dropped)", registry=self.registry)  # fmt: skip
 
@@ -87,7 +91,11 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.retriever = retriever or Retriever(settings)
-        app.state.gateway = Gateway(app.state.retriever, settings)
+
+        def observe(model: str, outcome: str, seconds: float) -> None:
+            metrics.upstream.labels(model, outcome).observe(seconds)
+
+        app.state.gateway = Gateway(app.state.retriever, settings, observe=observe)
         yield
         await app.state.gateway.aclose()
         app.state.retriever.engine.close()

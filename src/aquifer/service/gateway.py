@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,9 +149,18 @@ class Prepared:
 class Gateway:
     """Created once per service (lifespan) over the service's :class:`Retriever`."""
 
-    def __init__(self, retriever: Retriever, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        observe: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        """``observe(model, outcome, seconds)`` is told how each upstream call ended (the service's metrics)."""
         self.retriever = retriever
         self.settings = settings
+        self.observe = observe
         self.http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
 
     async def aclose(self) -> None:
@@ -379,13 +388,16 @@ class Gateway:
                      usage: dict[str, Any] | None = None, detail: str | None = None) -> None:  # fmt: skip
         r, model = prepared.retrieval, prepared.model
         usage = usage or {}
+        seconds = time.perf_counter() - start
+        if self.observe:
+            self.observe(model.id, outcome, seconds)
         self.retriever.log.append(
             request_record(
                 kind="upstream", agent=r.ctx.agent, purpose=r.ctx.purpose, model=model.id,
                 locality=model.locality.value, reasons=[] if outcome == "ok" else [outcome],
                 revision=r.decided.revision, ref=r.decision_id,
                 upstream={"endpoint": model.endpoint, "served_name": model.served_name, "outcome": outcome,
-                          "http_status": status, "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+                          "http_status": status, "latency_ms": round(seconds * 1000, 3),
                           "prompt_tokens": usage.get("prompt_tokens"),
                           "completion_tokens": usage.get("completion_tokens"), "detail": detail},
             )
