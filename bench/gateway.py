@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aquifer.settings import Settings  # noqa: E402
-from tests.servers import Process, RecordingModel, free_port, llama_server  # noqa: E402
+from tests.servers import AquiferServer, RecordingModel, llama_server  # noqa: E402
 
 TOKEN = "aq_devsupport_development-only-support-assistant"
 QUESTIONS = [
@@ -95,13 +95,11 @@ def catalog_copy(root: Path, llama: str, recorder: str) -> Path:
     return catalog
 
 
-def start_api(root: Path, catalog: Path, data: Path) -> tuple[str, Process]:
-    port = free_port()
+def start_api(root: Path, catalog: Path, data: Path) -> tuple[str, AquiferServer]:
     env = {**os.environ, "AQUIFER_DATA_DIR": str(data), "AQUIFER_CATALOG_DIR": str(catalog),
            "AQUIFER_DECISION_LOG_DIR": str(root / "decisions"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    argv = [sys.executable, "-m", "aquifer", "serve", "--port", str(port), "--log-level", "warning"]
-    return f"http://127.0.0.1:{port}/v1", Process(argv, root / "api.log", ready=f"http://127.0.0.1:{port}/readyz",
-                                                  env=env)  # fmt: skip
+    server = AquiferServer(env, root / "api.log", ready="/readyz")
+    return server.url + "/v1", server
 
 
 def overhead(api: str, llama: str, recorder: RecordingModel, max_tokens: int) -> dict[str, Any]:

@@ -45,6 +45,18 @@ class Process:
         self._log.close()
 
 
+class AquiferServer(Process):
+    """``aquifer serve`` (real uvicorn) on a free port; ``url`` is its root. Ready when ``ready`` answers 200."""
+
+    def __init__(self, env: dict[str, str], log: Path, *, ready: str = "/healthz") -> None:
+        import sys
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "aquifer", "serve", "--port", str(port), "--log-level", "warning"]
+        super().__init__(argv, log, ready=self.url + ready, env=env)
+
+
 def llama_server(log: Path) -> tuple[str, Process]:
     """The real llama.cpp server with the local model (SmolLM2) on a free port: its ``/v1`` URL and process."""
     from aquifer.local_model import server_argv

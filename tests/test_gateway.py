@@ -23,7 +23,7 @@ from aquifer.catalog import load_catalog
 from aquifer.lake import Lake
 from aquifer.settings import PROJECT_ROOT
 from tests.conftest import copy_materialized
-from tests.servers import Process, RecordingModel, free_port, llama_server
+from tests.servers import AquiferServer, RecordingModel, free_port, llama_server
 from tests.test_credentials import DEV_TOKENS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -65,10 +65,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> I
     env = {**os.environ, "AQUIFER_DATA_DIR": str(data), "AQUIFER_POLICY_DIR": str(root / "policies"),
            "AQUIFER_CATALOG_DIR": str(catalog), "AQUIFER_CREDENTIALS_FILE": str(catalog / "credentials.yaml"),
            "TEST_EXTERNAL_KEY": EXTERNAL_KEY, "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    port = free_port()
-    api = Process([sys.executable, "-m", "aquifer", "serve", "--port", str(port), "--log-level", "warning"],
-                  root / "api.log", ready=f"http://127.0.0.1:{port}/readyz", env=env)  # fmt: skip
-    yield {"url": f"http://127.0.0.1:{port}/v1", "data": data, "env": env, "external": external, "slow": slow,
+    api = AquiferServer(env, root / "api.log", ready="/readyz")
+    yield {"url": f"{api.url}/v1", "data": data, "env": env, "external": external, "slow": slow,
            "failing": failing, "lake": Lake(str(data / "lake")), "catalog": load_catalog(catalog)}  # fmt: skip
     api.stop()
     llama.stop()

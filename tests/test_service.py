@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,28 +27,11 @@ from aquifer.runs import materialize
 from aquifer.settings import get_settings
 from tests import policy_oracle
 from tests.conftest import copy_materialized
-from tests.servers import free_port, wait_http
+from tests.servers import AquiferServer
 from tests.test_credentials import DEV_TOKENS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 QUESTION = "an employee complained about their manager; what is their phone number?"
-
-
-class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aquifer", "serve", "--port", str(self.port), "--log-level", "warning"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_http(f"{self.url}/healthz", self.proc, log=log)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +54,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -
         mp.setenv(key, env[key])
     get_settings.cache_clear()
     instance = dg.DagsterInstance.ephemeral()
-    server = Server(env, root / "server.log")
+    server = AquiferServer(env, root / "server.log")
     yield {"root": root, "data": data, "env": env, "server": server, "instance": instance,
            "lake": Lake(str(data / "lake")), "catalog": load_catalog(root / "catalog")}  # fmt: skip
     server.stop()
@@ -235,7 +216,7 @@ def test_a_broken_policy_is_503_and_nothing_leaves(world: dict[str, Any]) -> Non
 
 def test_a_missing_index_is_503(world: dict[str, Any]) -> None:
     env = {**world["env"], "AQUIFER_INDEX_URI": str(world["root"] / "no-index")}
-    server = Server(env, world["root"] / "server-noindex.log")
+    server = AquiferServer(env, world["root"] / "server-noindex.log")
     try:
         auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
         body = {"query": "refunds", "purpose": "customer_support", "model": "local_smollm2"}

@@ -82,6 +82,11 @@ class Metrics:
         self.alerts = Counter("aquifer_prefilter_alerts_total", "Chunks the prefilter let through but the policy "
                               "denied (dropped)", registry=self.registry)  # fmt: skip
 
+    def observe_stages(self, timings: Timings) -> None:
+        for stage in STAGES[1:]:  # auth is observed by the authentication dependency
+            if stage in timings.seconds:
+                self.stage.labels(stage).observe(timings.seconds[stage])
+
 
 def create_app(settings: Settings | None = None, *, retriever: Retriever | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -166,9 +171,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         http.headers["Server-Timing"] = ", ".join(
             f"{stage};dur={timings.seconds[stage] * 1000:.3f}" for stage in STAGES if stage in timings.seconds
         )
-        for stage in STAGES[1:]:  # auth was observed by the dependency
-            if stage in timings.seconds:
-                metrics.stage.labels(stage).observe(timings.seconds[stage])
+        metrics.observe_stages(timings)
         metrics.requests.labels("context", "200").inc()
         metrics.chunks.labels("allow", "").inc(len(response.chunks))
         new_alerts = len(retriever.alerts)
@@ -191,9 +194,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         gateway: Gateway = request.app.state.gateway
         timings: Timings = request.state.timings
         prepared = await run_in_threadpool(gateway.prepare, agent, body, purpose, timings)
-        for stage in STAGES[1:]:
-            if stage in timings.seconds:
-                metrics.stage.labels(stage).observe(timings.seconds[stage])
+        metrics.observe_stages(timings)
         headers = {"X-Aquifer-Decision-Id": prepared.retrieval.decision_id}
         if body.stream:
             events = await gateway.open_stream(prepared)

@@ -343,7 +343,7 @@ class Gateway:
             yield _error_event(error)
         except (httpx.HTTPError, ValueError) as exc:
             mapped = self._mapped(prepared, exc)
-            finish(_outcome(exc), str(mapped))
+            finish(mapped.reasons[0], str(mapped))
             yield _error_event(mapped)
         finally:  # a client that went away: logged before the close, as a disconnect cancels the task at an await
             finish("client_disconnected")
@@ -364,6 +364,7 @@ class Gateway:
         }
 
     def _mapped(self, prepared: Prepared, exc: Exception) -> UpstreamError | UpstreamTimeout:
+        """The answer to a failed upstream call; its first reason is the logged outcome."""
         model = prepared.model
         if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
             return UpstreamError(f"model {model.id}: cannot connect to {model.endpoint} ({type(exc).__name__})",
@@ -376,7 +377,7 @@ class Gateway:
 
     def _failed(self, prepared: Prepared, exc: Exception, start: float) -> UpstreamError | UpstreamTimeout:
         error = self._mapped(prepared, exc)
-        self._log_outcome(prepared, _outcome(exc), None, start, detail=str(error))
+        self._log_outcome(prepared, error.reasons[0], None, start, detail=str(error))
         return error
 
     def _rejected(self, prepared: Prepared, status: int, text: str, start: float) -> UpstreamError:
@@ -429,14 +430,6 @@ def _within(chunks: Sequence[Chunk], budget: int) -> list[Chunk]:
             kept.append(chunk)
             used += chunk.tokens
     return kept
-
-
-def _outcome(exc: Exception) -> str:
-    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
-        return "upstream_unreachable"
-    if isinstance(exc, httpx.TimeoutException):
-        return "upstream_timeout"
-    return "upstream_error"
 
 
 def openai_error(error: Any) -> dict[str, Any]:
