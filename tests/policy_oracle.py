@@ -1,4 +1,4 @@
-"""An independent statement of the default organisation policy, in plain Python, read straight from the issue and
+"""An independent statement of the default organisation policy, in plain Python, read straight from the issues and
 the catalog. Tests compare the Rego engines against it; it shares no code with policies/ or aquifer.policy."""
 
 from __future__ import annotations
@@ -7,34 +7,59 @@ from typing import Any
 
 LEVELS = ["public", "internal", "confidential", "restricted"]
 LOCALITY_MAX = {"local": "restricted", "sovereign_cloud": "internal", "external": "public"}
+# action -> (needs a purpose, names a model, reads resources)
+ACTIONS = {
+    "read_context": (True, True, True),
+    "chat": (True, True, True),
+    "read_lineage": (True, True, True),
+    "list_models": (False, True, False),
+    "read_decisions": (False, False, False),
+}
 
 
 def _rank(level: Any) -> int | None:
-    return LEVELS.index(level) if level in LEVELS else None
+    return LEVELS.index(level) if isinstance(level, str) and level in LEVELS else None
 
 
-def request_reasons(data: dict[str, Any], agent: str, purpose: str, model: str) -> set[str]:
-    a, m = data["agents"].get(agent), data["models"].get(model)
+def _get(mapping: dict[str, Any], key: Any) -> Any:
+    return mapping.get(key) if isinstance(key, str) else None
+
+
+def request_reasons(
+    data: dict[str, Any], agent: Any, purpose: Any, model: Any, action: Any = "read_context"
+) -> set[str]:
+    a, m = _get(data["agents"], agent), _get(data["models"], model)
+    needs = ACTIONS.get(action) if isinstance(action, str) else None
     reasons: set[str] = set()
+    if needs is None:
+        reasons.add("unknown_action")
     if a is None:
         reasons.add("unknown_agent")
-    if m is None:
+    if needs and needs[1] and m is None:
         reasons.add("unknown_model")
-    if a is not None and purpose not in a["purposes"]:
+    if a is not None and needs and needs[0] and purpose not in a["purposes"]:
         reasons.add("purpose_not_allowed")
-    if a is not None and model not in a["models"]:
+    if a is not None and needs and needs[1] and model not in a["models"]:
         reasons.add("model_not_allowed")
+    if action == "read_decisions" and a is not None and "auditor" not in a["roles"]:
+        reasons.add("role_required")
     return reasons
 
 
-def decide(data: dict[str, Any], agent: str, purpose: str, model: str, resource: dict[str, Any]) -> dict[str, Any]:
+def decide(
+    data: dict[str, Any], agent: Any, purpose: Any, model: Any, resource: Any, action: Any = "read_context"
+) -> dict[str, Any]:
     """{allow, reasons (set), redact (sorted list)} for one resource."""
-    a, m = data["agents"].get(agent), data["models"].get(model)
-    ds = data["datasets"].get(resource.get("dataset"))
+    resource = resource if isinstance(resource, dict) else {}
+    a, m = _get(data["agents"], agent), _get(data["models"], model)
+    ds = _get(data["datasets"], resource.get("dataset"))
     level = _rank(resource.get("classification"))
-    reasons = request_reasons(data, agent, purpose, model)
+    reasons = request_reasons(data, agent, purpose, model, action)
+    needs = ACTIONS.get(action) if isinstance(action, str) else None
+    if needs is not None and not needs[2]:
+        reasons.add("action_reads_no_resources")
     roles = a["roles"] if a else []
-    served = {"platinum"} | ({"gold"} if "analyst" in roles else set())
+    served = ["platinum"] + (["gold"] if "analyst" in roles else [])
     if resource.get("layer") not in served:
         reasons.add("layer_not_served")
     clearance = _rank(a["clearance"]) if a else None
@@ -51,7 +76,7 @@ def decide(data: dict[str, Any], agent: str, purpose: str, model: str, resource:
     if ceiling is None or level is None or level > ceiling:
         reasons.add("above_model_ceiling")
     pii = resource.get("pii_types")
-    if not isinstance(pii, list):
+    if not isinstance(pii, list) or not all(isinstance(t, str) and t in data["pii_types"] for t in pii):
         reasons.add("pii_unknown")
         pii = []
     if resource.get("untrusted") is not False:

@@ -32,9 +32,7 @@ def test_policy_test_prints_each_test_and_fails_on_a_failure(workspace: Path) ->
     assert "data.aquifer.context_test.test_untrusted_denied: PASS" in ok.output
     assert "PASS: " in ok.output.splitlines()[-1]
     trust = workspace / "policies/aquifer/context/trust.rego"
-    trust.write_text(
-        trust.read_text().replace("not input.resource.untrusted == false", "input.resource.untrusted == 9")
-    )
+    trust.write_text(trust.read_text().replace("_trusted if input.resource.untrusted == false", "_trusted := true"))
     bad = runner.invoke(app, ["policy", "test", "--quiet"])
     assert bad.exit_code == 1
     assert "test_untrusted_denied: FAIL" in bad.output and "test_trusted_served" not in bad.output
@@ -44,7 +42,7 @@ def test_policy_test_prints_each_test_and_fails_on_a_failure(workspace: Path) ->
 
 
 def test_policy_eval_reads_an_input_file(workspace: Path) -> None:
-    doc = {"agent": "marketing_assistant", "purpose": "marketing", "model": "external_gpt",
+    doc = {"action": "read_context", "agent": "marketing_assistant", "purpose": "marketing", "model": "external_gpt",
            "resources": [{"dataset": "product_docs", "layer": "platinum", "classification": "public",
                           "pii_types": [], "untrusted": False},
                          {"dataset": "finance_reports", "layer": "platinum", "classification": "restricted",

@@ -141,8 +141,20 @@ def test_the_backend_pushes_modules_and_catalog_then_queries_decisions(opa: Reco
         before = len(opa.requests)
         via_opa = engine.decide(ctx, resources)
         posts = [(p, b) for m, p, b in opa.requests[before:] if m == "POST"]
-        assert [p for p, _ in posts] == ["/v1/data/aquifer/context/request", "/v1/data/aquifer/context/decisions"]
-        assert posts[1][1]["input"]["resources"] == [r.as_input() for r in resources], "one round trip per batch"
+        batches = -(-len(resources) // engine.batch_size)
+        assert [p for p, _ in posts] == ["/v1/data/aquifer/context/request"] + [
+            "/v1/data/aquifer/context/decisions"
+        ] * batches
+        sent = [r for _, body in posts[1:] for r in body["input"]["resources"]]
+        assert sent == [r.as_input() for r in resources], "one round trip per batch of undecided classes"
+        assert all(len(body["input"]["resources"]) <= engine.batch_size for _, body in posts[1:])
+        assert posts[0][1]["input"] == ctx.as_input()
+        before = len(opa.requests)
+        engine.decide(ctx, [*resources, Resource("product_docs", "internal", pii_types=("phone",))])
+        posts = [b for m, _, b in opa.requests[before:] if m == "POST"]
+        assert [b["input"]["resources"] for b in posts] == [
+            [Resource("product_docs", "internal", pii_types=("phone",)).as_input()]
+        ], "only the classes not decided yet are sent"
         assert via_opa.resources == embedded.decide(ctx, resources).resources
         assert via_opa.request == embedded.decide(ctx).request
 

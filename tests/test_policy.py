@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ from aquifer.policy import (
 )
 from aquifer.policy.rego_tests import discover
 from aquifer.policy.rego_tests import run as run_rego_tests
+from aquifer.policy.source import ENTRYPOINTS
 from aquifer.settings import PROJECT_ROOT
 from tests import policy_oracle
+from tests.policy_inputs import CONTEXT_FIELDS, NASTY, RESOURCE_FIELDS, Inputs, allowed_input, canonical
 
 POLICIES = PROJECT_ROOT / "policies"
 CATALOG = PROJECT_ROOT / "catalog"
@@ -75,12 +78,49 @@ def test_every_rule_file_has_a_test_file_with_an_allow_and_a_deny_per_reason() -
     assert len(tests) == len({t.ref for t in tests}), "duplicate test names would shadow each other"
 
 
+def _metadata_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """(scope, the line the block annotates) for each ``# METADATA`` block of a module."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != "# METADATA":
+            continue
+        j = i + 1
+        while j < len(lines) and lines[j].startswith("#"):
+            j += 1
+        block = "\n".join(lines[i:j])
+        target = lines[j] if j < len(lines) else ""
+        scope = re.search(r"^# scope: (\w+)", block, re.M)
+        default = "package" if target.startswith("package ") else "rule"
+        yield (scope.group(1) if scope else default), target
+
+
+def test_policy_hygiene_one_package_annotation_entrypoints_once_no_input_in_messages() -> None:
+    """What Regal and OPA's compiler would refuse, checked without them: a package-scoped METADATA block once per
+    package across all files (OPA: `package annotation redeclared`), each entrypoint annotated once, and no
+    explanation that splices raw input into the decision (rego-cpp does not escape strings in its results)."""
+    modules, _ = discover(POLICIES)
+    package_blocks: dict[str, int] = {}
+    entrypoints: list[str] = []
+    for rel, text in modules.items():
+        package = re.search(r"^package ([\w.]+)", text, re.M)
+        assert package, rel
+        for scope, target in _metadata_blocks(text):
+            if scope in ("package", "subpackages"):
+                package_blocks[package.group(1)] = package_blocks.get(package.group(1), 0) + 1
+            elif re.match(r"^\w+ :?=", target):
+                entrypoints.append(target.split()[0])
+        if rel.endswith("_test.rego"):
+            continue
+        for body in re.findall(r'^explain\("\w+"\) := (.*?)(?=^\S|\Z)', text, re.M | re.S):
+            assert "input." not in body, f"{rel}: an explanation built from raw input: {body.strip()[:80]}"
+    assert package_blocks == {"aquifer.context": 1}
+    assert sorted(entrypoints) == sorted(ENTRYPOINTS)
+
+
 def test_a_failing_rego_test_is_reported_as_failed(workspace: tuple[Path, Path]) -> None:
     policies, _ = workspace
     trust = policies / "aquifer/context/trust.rego"
-    trust.write_text(
-        trust.read_text().replace("not input.resource.untrusted == false", "input.resource.untrusted == 7")
-    )
+    trust.write_text(trust.read_text().replace("_trusted if input.resource.untrusted == false", "_trusted := true"))
     failed = {r.test.name for r in run_rego_tests(policies) if not r.passed}
     assert {"test_untrusted_denied", "test_unmarked_trust_denied"} <= failed
 
@@ -133,8 +173,13 @@ def test_request_level_refusal_comes_before_any_resource(engine: PolicyEngine) -
     assert not batch.request.allow
     assert batch.request.reasons == ["model_not_allowed", "purpose_not_allowed"]
     assert batch.resources == []
-    unknown = engine.decide(RequestContext("mallory", "marketing", "gpt-9"))
+    unknown = engine.decide(RequestContext("mallory", "marketing", "gpt_9"))
     assert unknown.request.reasons == ["unknown_agent", "unknown_model"]
+    # an id that is not an identifier never reaches the engine
+    malformed = engine.decide(RequestContext("mallory", "marketing", "gpt-9"), [Resource("product_docs", "public")])
+    assert malformed.request.reasons == ["invalid_input"]
+    assert malformed.resources[0].reasons == ["invalid_input"]
+    assert "input.model" in malformed.request.explanations[0]
 
 
 def test_batch_equals_one_by_one_and_matches_the_oracle(engine: PolicyEngine) -> None:
@@ -308,3 +353,58 @@ def test_registries_reject_unknown_models_naming_the_field(workspace: tuple[Path
     agent.write_text(agent.read_text().replace("models: [external_gpt]", "models: [external_gpt, gpt_99]"))
     with pytest.raises(ValueError, match=r"marketing_assistant\.yaml: models\.1: unknown model 'gpt_99'"):
         load_catalog(catalog)
+
+
+# -- hostile and incomplete inputs ---------------------------------------------------------------------------------
+
+
+def test_generated_hostile_inputs_match_the_oracle_on_the_embedded_engine() -> None:
+    """Missing fields, wrong types, unknown ids and strings with quotes, newlines and unicode, sent to rego-cpp
+    directly: every answer is a well-formed decision with the oracle's reasons (tests/test_opa.py does 10,000 on
+    both engines where an `opa` is on PATH)."""
+    source = PolicySource.read(POLICIES, CATALOG)
+    backend = EmbeddedBackend()
+    backend.load(source)
+    data = source.catalog.policy_data()
+    for ctx, resources in Inputs(data, seed=7).cases(1_000):
+        fields = [ctx.get(f) for f in ("agent", "purpose", "model")]
+        request = backend.evaluate("request", ctx)
+        assert set(request["reasons"]) == policy_oracle.request_reasons(data, *fields, ctx.get("action")), ctx
+        for resource, doc in zip(resources, backend.decide_many(ctx, resources), strict=True):
+            expected = policy_oracle.decide(data, *fields, resource, ctx.get("action"))
+            assert canonical(doc)[0] != "malformed", (ctx, resource, doc)
+            assert set(doc["reasons"]) == expected["reasons"], (ctx, resource, doc)
+            if doc["allow"]:
+                assert doc["obligations"].get("redact", []) == expected["redact"]
+
+
+@pytest.mark.parametrize("field", [*CONTEXT_FIELDS, *(f"resource.{f}" for f in RESOURCE_FIELDS), "resource"])
+def test_deleting_any_input_field_denies(field: str) -> None:
+    source = PolicySource.read(POLICIES, CATALOG)
+    backend = EmbeddedBackend()
+    backend.load(source)
+    ctx, resource = allowed_input(source.catalog.policy_data())
+    assert backend.evaluate("decision", {**ctx, "resource": resource})["allow"]
+    doc: dict[str, object] = {**ctx, "resource": dict(resource)}
+    if field.startswith("resource."):
+        del doc["resource"][field.removeprefix("resource.")]  # type: ignore[attr-defined]
+    else:
+        del doc[field]
+    decision = backend.evaluate("decision", doc)
+    assert not decision["allow"] and decision["reasons"], decision
+
+
+def test_ids_that_are_not_identifiers_never_reach_the_engine(engine: PolicyEngine) -> None:
+    for nasty in NASTY:
+        for ctx in (
+            RequestContext("support_assistant", nasty, "local_smollm2"),
+            RequestContext(nasty, "customer_support", "local_smollm2"),
+            RequestContext("support_assistant", "customer_support", nasty),
+            RequestContext("support_assistant", "customer_support", "local_smollm2", action=nasty),
+        ):
+            batch = engine.decide(ctx, [Resource("product_docs", "public")])
+            assert batch.request.reasons == ["invalid_input"], (ctx, batch.request)
+            assert batch.resources[0].reasons == ["invalid_input"]
+        ok = RequestContext("support_assistant", "customer_support", "local_smollm2")
+        decided = engine.decide(ok, [Resource(nasty, "public"), Resource("product_docs", "public", pii_types=(nasty,))])
+        assert [d.reasons for d in decided.resources] == [["invalid_input"]] * 2, nasty

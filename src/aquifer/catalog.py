@@ -21,11 +21,12 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aquifer.ids import IDENTIFIER_PATTERN
 from aquifer.pii import PII_TYPES
 
 _M = TypeVar("_M", bound=BaseModel)
 
-_ID = r"^[a-z][a-z0-9_]{1,62}$"
+_ID = IDENTIFIER_PATTERN
 _DURATION = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$")
 
 
@@ -90,7 +91,7 @@ class Owner(_Strict):
 class PiiExpectation(_Strict):
     expected: bool
     types: list[str] = Field(default_factory=list)
-    allowed_purposes: list[str] = Field(
+    allowed_purposes: list[Annotated[str, Field(pattern=_ID)]] = Field(
         default_factory=list, description="Purposes for which a pii_reader may see this PII unredacted"
     )
 
@@ -290,6 +291,7 @@ class Catalog(_Strict):
         """
         return {
             "levels": [level.value for level in self.vocabulary.levels],
+            "pii_types": sorted(PII_TYPES),
             "agents": {
                 a.id: {
                     "roles": sorted(a.roles),

@@ -464,7 +464,7 @@ def _log_explain(
     from aquifer.audit import DecisionLog, decision_record
 
     settings = get_settings()
-    model = catalog.models.get(batch.context.model)
+    model = catalog.models.get(batch.context.model) if batch.context.model else None
     ids = [str(row.get("platinum_id") or row["chunk_id"])] if row else []
     lineage = [[str(row[k]) for k in ("chunk_id", "silver_id") if row.get(k)]] if row else []
     record = decision_record(

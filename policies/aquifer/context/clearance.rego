@@ -1,6 +1,4 @@
-# METADATA
-# title: Clearance
-# description: An agent sees nothing classified above its clearance.
+# Clearance: an agent sees nothing classified above its clearance.
 package aquifer.context
 
 import rego.v1
@@ -10,6 +8,5 @@ _within_clearance if _rank(_agent.clearance) >= _rank(input.resource.classificat
 resource_deny contains "clearance_below_classification" if not _within_clearance
 
 explain("clearance_below_classification") := concat("", [
-	"agent ", _s(input.agent), " is cleared for ", _s(_agent.clearance),
-	" data; this resource is ", _s(input.resource.classification),
+	"agent ", _agent_id, " is cleared for ", _agent.clearance, " data; this resource is ", _level,
 ])

@@ -7,6 +7,7 @@ import data.aquifer.context
 as_boss_on(dataset, overrides) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "boss"
 		with input.purpose as "hr_casework"
 		with input.model as "local"
@@ -16,6 +17,7 @@ as_boss_on(dataset, overrides) := d if {
 as_hr_on(dataset, overrides) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "hr"
 		with input.purpose as "hr_casework"
 		with input.model as "local"
@@ -41,4 +43,17 @@ test_record_classified_above_its_dataset_denied if {
 test_unknown_classification_denied if {
 	d := as_boss_on("cases", {"classification": "top_secret"})
 	"clearance_below_classification" in d.reasons
+}
+
+test_missing_classification_denied if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
+		with input.agent as "boss"
+		with input.purpose as "hr_casework"
+		with input.model as "local"
+		with input.resource as object.remove(resource("cases", {}), ["classification"])
+	"clearance_below_classification" in d.reasons
+	"model_locality" in d.reasons
+	"above_model_ceiling" in d.reasons
 }

@@ -7,6 +7,7 @@ import data.aquifer.context
 # A small registry of its own, so the tests say exactly what they assume (the real one is catalog/).
 catalog := {
 	"levels": ["public", "internal", "confidential", "restricted"],
+	"pii_types": ["email", "national_id", "person", "phone"],
 	"agents": {
 		"support": {
 			"roles": ["support"], "clearance": "internal",
@@ -18,6 +19,7 @@ catalog := {
 			"purposes": ["financial_analysis"], "models": ["local"],
 		},
 		"marketing": {"roles": [], "clearance": "public", "purposes": ["marketing"], "models": ["external", "local"]},
+		"auditor": {"roles": ["auditor"], "clearance": "internal", "purposes": ["audit"], "models": ["local"]},
 		"boss": {
 			"roles": ["analyst", "pii_reader"], "clearance": "restricted",
 			"purposes": ["customer_support", "hr_casework", "marketing", "financial_analysis"],
@@ -56,6 +58,7 @@ resource(dataset, overrides) := object.union(
 test_request_allowed if {
 	cat := catalog
 	context.request.allow with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
@@ -64,6 +67,7 @@ test_request_allowed if {
 test_decision_allowed_has_no_reasons if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
@@ -76,6 +80,7 @@ test_decision_allowed_has_no_reasons if {
 test_decision_carries_request_denials if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "marketing"
 		with input.model as "local"
@@ -87,6 +92,7 @@ test_decision_carries_request_denials if {
 test_reasons_are_sorted_with_one_explanation_each if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "marketing"
 		with input.purpose as "marketing"
 		with input.model as "external"
@@ -101,6 +107,7 @@ test_reasons_are_sorted_with_one_explanation_each if {
 test_decisions_batch_keeps_order if {
 	cat := catalog
 	ds := context.decisions with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
@@ -111,16 +118,32 @@ test_decisions_batch_keeps_order if {
 test_decisions_batch_does_not_carry_obligations_or_messages_across_resources if {
 	cat := catalog
 	ds := context.decisions with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "analyst"
 		with input.purpose as "financial_analysis"
 		with input.model as "local"
 		with input.resources as [
 			resource("finance", {"layer": "gold", "pii_types": ["email"]}),
 			resource("finance", {}),
-			resource("finance", {"classification": "top_secret"}),
-			resource("finance", {"classification": "secret"}),
+			resource("cases", {}),
+			resource("docs", {}),
 		]
 	ds[0].obligations == {"label": "uncertified", "redact": ["email"]}
 	ds[1].obligations == {}
-	ds[2].explanations != ds[3].explanations
+	ds[2].reasons == ["purpose_not_allowed_for_dataset"]
+	ds[3].reasons == ["purpose_not_allowed_for_dataset"]
+	contains(ds[2].explanations[0], "dataset cases")
+	contains(ds[3].explanations[0], "dataset docs")
+}
+
+test_missing_resource_denied if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+	not d.allow
+	"unknown_dataset" in d.reasons
+	"layer_not_served" in d.reasons
 }

@@ -7,6 +7,7 @@ import data.aquifer.context
 as_analyst(res) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "analyst"
 		with input.purpose as "financial_analysis"
 		with input.model as "local"
@@ -16,6 +17,7 @@ as_analyst(res) := d if {
 as_support(res) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"

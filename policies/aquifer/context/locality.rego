@@ -1,8 +1,5 @@
-# METADATA
-# title: Model locality
-# description: >-
-#   Where the model runs bounds what it may receive: confidential and restricted stay on local models, external
-#   models receive public only, and no model receives more than its own registered ceiling.
+# Model locality: where the model runs bounds what it may receive. Confidential and restricted stay on local
+# models, external models receive public only, and no model receives more than its own registered ceiling.
 package aquifer.context
 
 import rego.v1
@@ -19,15 +16,15 @@ _locality_ok if input.resource.classification in _locality_allows[_model.localit
 resource_deny contains "model_locality" if not _locality_ok
 
 explain("model_locality") := concat("", [
-	_s(input.resource.classification), " data may not be sent to model ", _s(input.model),
-	", which runs ", _s(_model.locality),
+	"this resource is ", _level, ", which may not be sent to model ", _model_id, " (it runs ", _model.locality, ")",
 ])
+
+explain("model_locality") := "the model is not registered, so nothing may be sent to it" if not _model
 
 _within_ceiling if _rank(_model.max_classification) >= _rank(input.resource.classification)
 
 resource_deny contains "above_model_ceiling" if not _within_ceiling
 
 explain("above_model_ceiling") := concat("", [
-	"model ", _s(input.model), " is registered for at most ", _s(_model.max_classification),
-	" data; this resource is ", _s(input.resource.classification),
+	"model ", _model_id, " is registered for at most ", _model.max_classification, " data; this resource is ", _level,
 ])

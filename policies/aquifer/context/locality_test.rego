@@ -7,6 +7,7 @@ import data.aquifer.context
 via(model, dataset) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "boss"
 		with input.purpose as "financial_analysis"
 		with input.model as model
@@ -16,6 +17,7 @@ via(model, dataset) := d if {
 classified(model, level) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "boss"
 		with input.purpose as "hr_casework"
 		with input.model as model
@@ -45,6 +47,7 @@ test_internal_to_external_denied if {
 test_public_to_external_allowed if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "boss"
 		with input.purpose as "marketing"
 		with input.model as "external"

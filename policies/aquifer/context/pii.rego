@@ -1,8 +1,5 @@
-# METADATA
-# title: Personal data
-# description: >-
-#   A chunk with PII is served only with its PII types redacted, unless the agent is a pii_reader acting for a
-#   purpose the dataset allows PII for.
+# Personal data: a chunk with PII is served only with its PII types redacted, unless the agent is a pii_reader
+# acting for a purpose the dataset allows PII for.
 package aquifer.context
 
 import rego.v1
@@ -12,12 +9,23 @@ _may_read_pii if {
 	input.purpose in _dataset.pii_purposes
 }
 
+# The resource lists its PII types, each one of the catalog's: only then can it be redacted correctly.
+_pii_listed if {
+	is_array(input.resource.pii_types)
+	every t in input.resource.pii_types {
+		t in _catalog.pii_types
+	}
+}
+
 obligation contains {"redact": [t | some t in sort({t | some t in input.resource.pii_types})]} if {
+	_pii_listed
 	count(input.resource.pii_types) > 0
 	not _may_read_pii
 }
 
-# A resource that does not say which PII it holds cannot be redacted correctly.
-resource_deny contains "pii_unknown" if not is_array(input.resource.pii_types)
+resource_deny contains "pii_unknown" if not _pii_listed
 
-explain("pii_unknown") := "the resource does not list its PII types, so they cannot be redacted"
+explain("pii_unknown") := concat("", [
+	"the resource does not list its PII types as known types (", _s(_catalog.pii_types),
+	"), so they cannot be redacted",
+])

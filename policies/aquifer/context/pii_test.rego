@@ -7,6 +7,7 @@ import data.aquifer.context
 with_pii(agent, purpose) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as agent
 		with input.purpose as purpose
 		with input.model as "local"
@@ -34,6 +35,7 @@ test_pii_reader_outside_pii_purpose_gets_redaction if {
 test_no_pii_no_redaction if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
@@ -44,9 +46,33 @@ test_no_pii_no_redaction if {
 test_unknown_pii_types_denied if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
 		with input.resource as object.remove(resource("tickets", {}), ["pii_types"])
+	d.reasons == ["pii_unknown"]
+}
+
+test_pii_type_outside_the_vocabulary_denied if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+		with input.resource as resource("tickets", {"pii_types": ["email", "x\"y"]})
+	d.reasons == ["pii_unknown"]
+	d.obligations == {}
+}
+
+test_pii_types_not_a_list_denied if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+		with input.resource as resource("tickets", {"pii_types": "email"})
 	d.reasons == ["pii_unknown"]
 }

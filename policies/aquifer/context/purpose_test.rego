@@ -7,6 +7,7 @@ import data.aquifer.context
 as_support_on(dataset) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
@@ -21,6 +22,7 @@ test_dataset_purpose_allowed if {
 test_dataset_purpose_denied if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "boss"
 		with input.purpose as "marketing"
 		with input.model as "local"
@@ -31,9 +33,36 @@ test_dataset_purpose_denied if {
 test_unknown_dataset_denied if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
 		with input.resource as object.union(resource("docs", {}), {"dataset": "shadow"})
 	d.reasons == ["unknown_dataset"]
+}
+
+test_missing_dataset_denied if {
+	d := as_support_on_resource(object.remove(resource("docs", {}), ["dataset"]))
+	d.reasons == ["unknown_dataset"]
+}
+
+as_support_on_resource(res) := d if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
+		with input.agent as "support"
+		with input.purpose as "customer_support"
+		with input.model as "local"
+		with input.resource as res
+}
+
+test_missing_purpose_denied_for_dataset if {
+	cat := catalog
+	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
+		with input.agent as "support"
+		with input.model as "local"
+		with input.resource as resource("docs", {})
+	"purpose_not_allowed_for_dataset" in d.reasons
+	"purpose_not_allowed" in d.reasons
 }

@@ -7,6 +7,7 @@ import data.aquifer.context
 as_support_with(overrides) := d if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
@@ -26,9 +27,15 @@ test_untrusted_denied if {
 test_unmarked_trust_denied if {
 	cat := catalog
 	d := context.decision with data.aquifer.catalog as cat
+		with input.action as "read_context"
 		with input.agent as "support"
 		with input.purpose as "customer_support"
 		with input.model as "local"
 		with input.resource as object.remove(resource("docs", {}), ["untrusted"])
+	d.reasons == ["untrusted_content"]
+}
+
+test_trust_flag_must_be_the_boolean_false if {
+	d := as_support_with({"untrusted": "false"})
 	d.reasons == ["untrusted_content"]
 }

@@ -8,27 +8,53 @@ and turns the policy into a search prefilter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from aquifer.ids import is_identifier
+
 POLICY_ENGINE_UNAVAILABLE = "policy_engine_unavailable"
 """The reason code of every denial that the policy itself did not make: engine error, timeout, unreachable server,
 malformed answer, policy that fails to compile. Fail closed."""
 
+INVALID_INPUT = "invalid_input"
+"""The reason code of a denial the engine gives without asking the policy: an id that is not an identifier
+(:mod:`aquifer.ids`). The service refuses such requests before they get here (422); this is the engine's own guard."""
+
+ACTIONS = ("read_context", "chat", "read_lineage", "list_models", "read_decisions")
+"""What a caller can ask to do (``input.action``); the policy (``action.rego``) says who may do which, and what each
+one needs."""
+
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who asks, for what, through which model. ``input.agent``, ``input.purpose``, ``input.model``."""
+    """Who asks, to do what, for which purpose, through which model: ``input.agent``, ``input.action``,
+    ``input.purpose``, ``input.model``. A purpose or model the action does not need is None (left out of the input).
+
+    >>> RequestContext("audit_reviewer", None, None, action="read_decisions").as_input()
+    {'action': 'read_decisions', 'agent': 'audit_reviewer'}
+    """
 
     agent: str
-    purpose: str
-    model: str
+    purpose: str | None
+    model: str | None
+    action: str = "read_context"
 
     def as_input(self) -> dict[str, Any]:
-        return {"agent": self.agent, "purpose": self.purpose, "model": self.model}
+        doc: dict[str, Any] = {"action": self.action, "agent": self.agent}
+        if self.purpose is not None:
+            doc["purpose"] = self.purpose
+        if self.model is not None:
+            doc["model"] = self.model
+        return doc
+
+    def invalid_fields(self) -> list[str]:
+        """The fields that are not identifiers (empty when the context may be sent to an engine)."""
+        fields = {"action": self.action, "agent": self.agent, "purpose": self.purpose, "model": self.model}
+        return [name for name, value in fields.items() if value is not None and not is_identifier(value)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +74,11 @@ class Resource:
     def __post_init__(self) -> None:
         # One canonical form per class, so equal classes share a cache entry.
         object.__setattr__(self, "pii_types", tuple(sorted(set(self.pii_types))))
+
+    def invalid_fields(self) -> list[str]:
+        """The attributes that are not identifiers (empty when the class may be sent to an engine)."""
+        bad = [name for name in ("dataset", "layer", "classification") if not is_identifier(getattr(self, name))]
+        return bad + (["pii_types"] if not all(is_identifier(t) for t in self.pii_types) else [])
 
     def as_input(self) -> dict[str, Any]:
         return {
@@ -104,6 +135,12 @@ class Decision(BaseModel):
     def unavailable(cls, why: str) -> Decision:
         """The fail-closed denial: no decision could be made."""
         return cls(allow=False, reasons=[POLICY_ENGINE_UNAVAILABLE], explanations=[why])
+
+    @classmethod
+    def invalid(cls, fields: Sequence[str]) -> Decision:
+        """The denial for an input the engines are never shown: ``fields`` are not identifiers."""
+        why = f"not an identifier, so never sent to the policy: {', '.join(fields)}"
+        return cls(allow=False, reasons=[INVALID_INPUT], explanations=[why])
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,10 +52,14 @@ class PolicyEngine:
         timeout_s: float = 2.0,
         reload_interval_s: float = 1.0,
         cache_size: int = 100_000,
+        batch_size: int = 32,
     ) -> None:
         self.backend = backend
         self.policy_dir, self.catalog_dir = policy_dir, catalog_dir
         self.timeout_s, self.reload_interval_s, self.cache_size = timeout_s, reload_interval_s, cache_size
+        # Classes not decided yet go to the backend at most this many per call, each call within timeout_s: a cold
+        # request over a large corpus is several bounded calls, not one that outlives the timeout.
+        self.batch_size = batch_size
         self._lock = threading.RLock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aquifer-policy")
         self._cache: dict[tuple[RequestContext, Resource | None], Decision] = {}
@@ -164,35 +168,87 @@ class PolicyEngine:
     # -- decisions -----------------------------------------------------------------------------------------------
 
     def decide(self, context: RequestContext, resources: Sequence[Resource] = ()) -> BatchDecision:
-        """The request-level decision and one decision per resource (in order), under one revision."""
+        """The request-level decision and one decision per resource (in order), under one revision.
+
+        Classes not decided yet go to the backend ``batch_size`` at a time, each batch under the lock and within
+        ``timeout_s``, so concurrent requests interleave with a long cold batch instead of waiting for all of it. A
+        revision change in between starts the batch over under the new revision (at most twice)."""
         self._maybe_reload()
+        for _ in range(3):
+            batch = self._decide_once(context, resources)
+            if batch is not None:
+                return batch
+        denial = Decision.unavailable("the policy kept changing while this request was being decided; retry it")
+        return BatchDecision(context, self._revision, denial, [denial] * len(resources))
+
+    def _decide_once(self, context: RequestContext, resources: Sequence[Resource]) -> BatchDecision | None:
+        """One attempt at :meth:`decide`; None when the revision changed before it finished."""
         with self._lock:
             revision = self._revision
-            if self._error is not None:
-                denial = Decision.unavailable(self._error)
+            denial = self._refusal(context)
+            if denial is not None:
                 return BatchDecision(context, revision, denial, [denial] * len(resources))
             try:
                 request = self._cache.get((context, None))
                 if request is None:
                     request = _parse(self._run(self.backend.evaluate, "request", context.as_input()), "request")
                     self._remember((context, None), request)
-                missing = [r for r in unique(resources) if (context, r) not in self._cache]
-                if missing:
-                    answer = self._run(self.backend.decide_many, context.as_input(), [r.as_input() for r in missing])
-                    if not isinstance(answer, list) or len(answer) != len(missing):
-                        msg = f"decisions returned {type(answer).__name__}, expected a list of {len(missing)}"
-                        raise PolicyEngineUnavailable(msg)
-                    for resource, doc in zip(missing, answer, strict=True):
-                        self._remember((context, resource), _parse(doc, "decisions"))
-                decided = self._lookup(context, resources)
             except PolicyEngineUnavailable as exc:
                 denial = Decision.unavailable(str(exc))
                 return BatchDecision(context, revision, denial, [denial] * len(resources))
-            return BatchDecision(context, revision, request, decided)
+            missing = [r for r in unique(resources) if (context, r) not in self._cache and not r.invalid_fields()]
+        fresh: dict[Resource, Decision] = {}
+        for start in range(0, len(missing), self.batch_size):
+            with self._lock:
+                if self._revision != revision:
+                    return None
+                denial = self._refusal(context)
+                if denial is not None:
+                    return BatchDecision(context, revision, denial, [denial] * len(resources))
+                todo = [r for r in missing[start : start + self.batch_size] if (context, r) not in self._cache]
+                try:
+                    answer = self._run(self.backend.decide_many, context.as_input(), [r.as_input() for r in todo])
+                    if not isinstance(answer, list) or len(answer) != len(todo):
+                        msg = f"decisions returned {type(answer).__name__}, expected a list of {len(todo)}"
+                        raise PolicyEngineUnavailable(msg)
+                    decided = [_parse(doc, "decisions") for doc in answer]
+                except PolicyEngineUnavailable as exc:
+                    denial = Decision.unavailable(str(exc))
+                    return BatchDecision(context, revision, denial, [denial] * len(resources))
+                for resource, decision in zip(todo, decided, strict=True):
+                    fresh[resource] = decision
+                    self._remember((context, resource), decision)
+        with self._lock:
+            found = self._lookup(context, resources, fresh)
+            if found is None or self._revision != revision:
+                return None
+        return BatchDecision(context, revision, request, found)
 
-    def _lookup(self, context: RequestContext, resources: Sequence[Resource]) -> list[Decision]:
+    def _refusal(self, context: RequestContext) -> Decision | None:
+        """The denial of a context no engine may be asked about now (call under the lock), or None."""
+        if self._error is not None:
+            return Decision.unavailable(self._error)
+        invalid = context.invalid_fields()
+        if invalid:  # never shown to an engine: rego-cpp does not escape the strings of its answers
+            return Decision.invalid([f"input.{name}" for name in invalid])
+        return None
+
+    def _lookup(
+        self, context: RequestContext, resources: Sequence[Resource], fresh: dict[Resource, Decision]
+    ) -> list[Decision] | None:
+        """Each resource's decision, or None when one was evicted meanwhile (a full cache is dropped at once)."""
         cache = self._cache
-        return [cache[(context, r)] for r in resources]
+        out = []
+        for r in resources:
+            decided = fresh.get(r) or cache.get((context, r))
+            if decided is None:
+                invalid = r.invalid_fields()
+                if not invalid:
+                    return None
+                # a class that is not made of identifiers is never shown to an engine
+                decided = Decision.invalid([f"input.resource.{name}" for name in invalid])
+            out.append(decided)
+        return out
 
     def _remember(self, key: tuple[RequestContext, Resource | None], decision: Decision) -> None:
         if len(self._cache) >= self.cache_size:

@@ -224,8 +224,8 @@ class Retriever:
             explanations=batch.request.explanations,
         )
 
-    def _locality(self, model: str) -> str | None:
-        entry = self.engine.catalog.models.get(model)
+    def _locality(self, model: str | None) -> str | None:
+        entry = self.engine.catalog.models.get(model) if model else None
         return entry.locality.value if entry else None
 
     def resolve_version(self, as_of: str | None) -> int:
@@ -364,8 +364,8 @@ class Retriever:
         return ContextResponse(
             decision_id=r.decision_id,
             agent=r.ctx.agent,
-            purpose=r.ctx.purpose,
-            model=r.ctx.model,
+            purpose=r.ctx.purpose or "",
+            model=r.ctx.model or "",
             locality=self._locality(r.ctx.model) or "unregistered",
             policy_revision=r.decided.revision,
             index_version=r.version,
