@@ -51,6 +51,87 @@ def test_read_records_classifies_every_record(
             assert record.error and record.error.startswith(bronze.PARSE_ERRORS[record.status])
 
 
+DEEP = b"[" * 5000 + b"1" + b"]" * 5000
+SMALL = bronze.ReaderLimits(max_record_bytes=2000, max_line_bytes=1000, max_depth=8, max_nodes=400)
+LAUGHS = b"---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" + (
+    b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n---\nbody\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("source_id", "name", "data", "statuses"),
+    [
+        ("hr_case_notes", "deep9.jsonl", b'{"a": ' + b"[" * 8 + b"]" * 8 + b"}\n{\"a\": [[1]]}",
+         ["nesting_too_deep", "ok"]),
+        ("hr_case_notes", "wide.jsonl", b'{"a": [' + b",".join([b"1"] * 450) + b"]}", ["expands_too_large"]),
+        ("hr_case_notes", "long.jsonl", b'{"a": "' + b"x" * 1000 + b'"}\n{"b": 1}', ["line_too_long", "ok"]),
+        ("product_docs", "big.md", b"# Big\n\n" + b"word " * 500, ["record_too_large"]),
+        ("product_docs", "deep9.md", b"---\na: " + b"[" * 9 + b"]" * 9 + b"\n---\nbody", ["nesting_too_deep"]),
+        ("product_docs", "laughs.md", LAUGHS, ["expands_too_large"]),
+        ("support_tickets", "huge.csv", CSV_HEAD + b"T1," + b"x" * 3000 + b",c,A,a@b.c,low,open,2026-01-01,2026-01-02\n"
+         + b"T2,b,c,B,b@b.c,low,open,2026-01-01,2026-01-02\n", ["record_too_large", "ok"]),
+        ("support_tickets", "cr.csv", CSV_HEAD + b"T1,a,c,A,a@b.c,low,open,2026-01-01,2026-01-02\n"
+         + b"T2,carriage\rreturn,c\nT3,b,c\n", ["ok", "csv_malformed"]),
+    ],
+)  # fmt: skip
+def test_limits_quarantine_a_record_and_keep_reading(
+    catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
+) -> None:
+    """Each limit of ReaderLimits, one hostile record at a time: the record gets its code, its neighbours are read."""
+    records = list(bronze.read_records(catalog.source(source_id), Path(name), data, SMALL))
+    assert [r.status for r in records] == statuses
+    for record in records:
+        assert record.raw in data
+        if record.status != "ok":
+            assert record.error and record.error.startswith(bronze.PARSE_ERRORS[record.status])
+
+
+@pytest.mark.parametrize(
+    ("source_id", "name", "data", "statuses"),
+    [
+        # 5,000 deep: json.loads and PyYAML would raise RecursionError and stop the whole source
+        ("hr_case_notes", "deep.jsonl", b'{"case_id": "1"}\n{"x": ' + DEEP + b'}\n{"case_id": "2"}',
+         ["ok", "nesting_too_deep", "ok"]),
+        ("product_docs", "deep.md", b"---\na: " + DEEP + b"\n---\nbody", ["invalid_front_matter"]),
+    ],
+)  # fmt: skip
+def test_json_and_yaml_nested_5000_deep_are_quarantined_at_the_default_limits(
+    catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
+) -> None:
+    records = list(bronze.read_records(catalog.source(source_id), Path(name), data))
+    assert [r.status for r in records] == statuses
+    assert "level" in (records[-1 if name.endswith(".md") else 1].error or "")
+
+
+def test_a_file_over_the_size_limit_is_one_record_with_its_head_and_hash(catalog: Catalog, tmp_path: Path) -> None:
+    from aquifer.lake import Lake
+
+    landing = tmp_path / "landing"
+    (landing / "hr").mkdir(parents=True)
+    big = b'{"case_id": "1"}\n' * 100_000
+    (landing / "hr" / "big.jsonl").write_bytes(big)
+    source = catalog.source("hr_case_notes").model_copy(update={"landing_path": "hr"})
+    ctx = RunContext(lake=Lake(str(tmp_path / "lake")), run_id="r1")
+    result = bronze.promote_to_bronze(source, landing, ctx, limits=bronze.ReaderLimits(max_file_bytes=1_000_000))
+    rows = ctx.lake.read("bronze", source.id)
+    assert result.rows_written == 1 and rows["parse_status"].to_list() == ["file_too_large"]
+    import hashlib
+
+    assert rows["file_sha256"][0] == hashlib.sha256(big).hexdigest() == rows["content_sha256"][0]
+    assert rows["raw"][0] == big[: bronze.HEAD_BYTES]
+    (landing / "hr" / "big.jsonl").write_bytes(big + b'{"case_id": "2"}\n')
+    again = bronze.promote_to_bronze(source, landing, ctx, limits=bronze.ReaderLimits(max_file_bytes=1_000_000))
+    assert again.rows_written == 1, "a changed file over the limit is a new record (its hash changed)"
+
+
+def test_the_limits_are_settings() -> None:
+    from aquifer.settings import Settings
+
+    limits = bronze.ReaderLimits.from_settings(Settings(bronze_max_depth=7, bronze_max_line_bytes=99))
+    assert (limits.max_depth, limits.max_line_bytes) == (7, 99)
+    assert bronze.ReaderLimits.from_settings(Settings()) == bronze.ReaderLimits()
+
+
 def test_csv_record_keeps_its_own_raw_lines(catalog: Catalog) -> None:
     data = (
         CSV_HEAD

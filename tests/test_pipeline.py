@@ -189,6 +189,23 @@ def test_a_malformed_file_dropped_in_is_quarantined_while_the_run_succeeds(
     assert sorted(quarantine["reason"]) == ["invalid_json", "invalid_utf8"]
 
 
+def test_a_json_line_nested_5000_deep_is_quarantined_while_the_rest_of_its_source_promotes(
+    first_run: dict[str, Any], catalog: Catalog
+) -> None:
+    lake: Lake = first_run["lake"]
+    landing: Path = first_run["data"] / "landing"
+    good = json.dumps({"report_id": "fin-deep-ok", "title": "Q3 travel spend", "published_at": "2026-11-28T09:00:00Z",
+                       "commentary": "Travel spend fell by four percent in the third quarter of 2026."})  # fmt: skip
+    deep = '{"report_id": "fin-deep", "commentary": ' + "[" * 5000 + '"x"' + "]" * 5000 + "}"
+    (landing / "finance_reports" / "deep.jsonl").write_text(f"{good}\n{deep}\n")
+    summary = materialize(instance=first_run["instance"])
+    assert summary.success and not summary.checks_failed
+    quarantine = lake.read("quarantine", "finance_reports").filter(pl.col("uri") == "finance_reports/deep.jsonl")
+    assert quarantine["reason"].to_list() == ["nesting_too_deep"]
+    silver = lake.read("silver", "finance_reports").filter(pl.col("doc_id") == "fin-deep-ok")
+    assert silver.height == 1, "the well-formed record of the same file promoted"
+
+
 def test_cli_status_and_lineage(first_run: dict[str, Any], catalog: Catalog) -> None:
     runner = CliRunner()
     status = runner.invoke(app, ["status", "--json"])

@@ -95,6 +95,27 @@ class Settings(BaseSettings):
     gateway_connect_timeout_s: float = Field(
         default=3.0, gt=0, description="Longest wait to connect to a model endpoint before answering 502."
     )
+    bronze_max_file_bytes: int = Field(
+        default=128 * 2**20, gt=0, description="A landing file larger than this is quarantined (file_too_large)."
+    )
+    bronze_max_record_bytes: int = Field(
+        default=16 * 2**20,
+        gt=0,
+        description="A Markdown file or CSV row larger than this is quarantined (record_too_large).",
+    )
+    bronze_max_line_bytes: int = Field(
+        default=2**20, gt=0, description="A JSON line longer than this is quarantined (line_too_long)."
+    )
+    bronze_max_depth: int = Field(
+        default=64,
+        ge=1,
+        description="A JSON record or front matter nesting deeper than this is quarantined (nesting_too_deep).",
+    )
+    bronze_max_nodes: int = Field(
+        default=200_000,
+        ge=1,
+        description="A record that expands to more values than this (YAML aliases) is quarantined (expands_too_large).",
+    )
     decision_log_segment_bytes: int = Field(
         default=64 * 1024 * 1024, gt=1024, description="A log segment rotates when it reaches this size."
     )

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from aquifer.catalog import Catalog, Source
-from aquifer.medallion.bronze import CODE_VERSION, LAYER, promote_to_bronze
+from aquifer.medallion.bronze import CODE_VERSION, LAYER, ReaderLimits, promote_to_bronze
 from pipelines.defs.bronze.checks import gates
 from pipelines.defs.shared import layer_asset
 
@@ -13,7 +13,12 @@ def bronze_asset(source: Source) -> dg.AssetsDefinition:
         upstream=None,
         description=f"Every record of the {source.id} landing files, raw bytes kept. {source.description}",
         code_version=CODE_VERSION,
-        promote=lambda aquifer, run_id: promote_to_bronze(source, aquifer.landing_dir, aquifer.run_context(run_id)),
+        promote=lambda aquifer, run_id: promote_to_bronze(
+            source,
+            aquifer.landing_dir,
+            aquifer.run_context(run_id),
+            limits=ReaderLimits.from_settings(aquifer.settings()),
+        ),
         gates=gates(source),
     )
 

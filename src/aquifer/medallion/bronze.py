@@ -2,7 +2,9 @@
 
 A record is a Markdown file, a JSON line, or a CSV data row. Whatever cannot be read (an empty file, invalid
 UTF-8, binary content, a truncated JSON line, a CSV row with the wrong column count) is still a bronze row, with
-its raw bytes and a ``parse_status`` saying why; silver quarantines it. Parsed records carry a uniform JSON
+its raw bytes and a ``parse_status`` saying why; silver quarantines it. So is whatever passes a limit
+(:class:`ReaderLimits`: file size, record size, JSON line length, nesting depth and expanded size): one hostile
+record never stops its source, and no parser is asked to recurse without bound. Parsed records carry a uniform JSON
 ``payload`` (front matter + body for Markdown, the object for JSON lines, header -> value for CSV), so silver
 normalises every format the same way.
 
@@ -19,15 +21,18 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import yaml
 
 from aquifer.catalog import Source
 from aquifer.medallion.common import PromotionResult, RunContext, stable_id
+
+if TYPE_CHECKING:
+    from aquifer.settings import Settings
 
 CODE_VERSION = "bronze-1"
 LAYER = "bronze"
@@ -44,7 +49,39 @@ PARSE_ERRORS = {
     "csv_no_header": "the CSV file has no header row",
     "invalid_front_matter": "the Markdown front matter is not a YAML mapping",
     "unsupported_extension": "the file extension does not match the source format",
+    "file_too_large": "the file is larger than bronze reads (AQUIFER_BRONZE_MAX_FILE_BYTES); its head is kept",
+    "record_too_large": "the record is larger than bronze reads (AQUIFER_BRONZE_MAX_RECORD_BYTES)",
+    "line_too_long": "the JSON line is longer than bronze reads (AQUIFER_BRONZE_MAX_LINE_BYTES)",
+    "nesting_too_deep": "the value nests deeper than bronze reads (AQUIFER_BRONZE_MAX_DEPTH)",
+    "expands_too_large": "the value expands to more than bronze reads (YAML aliases; AQUIFER_BRONZE_MAX_NODES)",
+    "csv_malformed": "the CSV text cannot be parsed from here on",
 }
+
+HEAD_BYTES = 64 * 1024
+"""What bronze keeps of a file over the size limit (the file itself stays in the landing zone, its sha256 in bronze)."""
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """How much one landing file may ask of the readers; past a limit the file or record is quarantined with its
+    code. Settings: ``AQUIFER_BRONZE_MAX_*``."""
+
+    max_file_bytes: int = 128 * 2**20
+    max_record_bytes: int = 16 * 2**20
+    max_line_bytes: int = 2**20
+    max_depth: int = 64
+    max_nodes: int = 200_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReaderLimits:
+        return cls(
+            max_file_bytes=settings.bronze_max_file_bytes,
+            max_record_bytes=settings.bronze_max_record_bytes,
+            max_line_bytes=settings.bronze_max_line_bytes,
+            max_depth=settings.bronze_max_depth,
+            max_nodes=settings.bronze_max_nodes,
+        )
+
 
 SCHEMA: dict[str, pl.DataType] = {
     "record_id": pl.String(),
@@ -77,11 +114,31 @@ class Record:
     payload: dict[str, Any] | None
     status: str
     error: str | None = None
+    digest: str | None = None  # the content sha256 when raw is not the whole content (a file over the size limit)
 
 
 def _failed(raw: bytes, status: str, detail: str | None = None, ordinal: int = 0) -> Record:
     message = PARSE_ERRORS[status] + (f": {detail}" if detail else "")
     return Record(ordinal=ordinal, raw=raw, payload=None, status=status, error=message)
+
+
+def _shape_error(value: Any, limits: ReaderLimits) -> tuple[str, str] | None:
+    """(status, detail) when a parsed value nests deeper than ``max_depth`` or expands (YAML aliases share nodes,
+    which JSON then writes out in full) to more than ``max_nodes`` values; None when it is within both. Iterative:
+    the check itself never recurses."""
+    stack, seen = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > limits.max_nodes:
+            return "expands_too_large", f"more than {limits.max_nodes:,} values"
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limits.max_depth:
+            return "nesting_too_deep", f"deeper than {limits.max_depth} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _split_front_matter(text: str) -> tuple[dict[str, Any], str] | str:
@@ -95,6 +152,8 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str] | str:
         meta = yaml.load(text[3:end], Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         return str(exc).splitlines()[0]
+    except RecursionError:
+        return "the front matter nests too deeply to parse"
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
@@ -105,7 +164,10 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str] | str:
     return {str(k): (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in meta.items()}, body
 
 
-def _markdown_records(data: bytes) -> Iterator[Record]:
+def _markdown_records(data: bytes, limits: ReaderLimits) -> Iterator[Record]:
+    if len(data) > limits.max_record_bytes:
+        yield _failed(data, "record_too_large", f"{len(data):,} bytes, at most {limits.max_record_bytes:,}")
+        return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -116,13 +178,21 @@ def _markdown_records(data: bytes) -> Iterator[Record]:
         yield _failed(data, "invalid_front_matter", parsed)
         return
     meta, body = parsed
+    shape = _shape_error(meta, limits)
+    if shape:
+        yield _failed(data, shape[0], f"front matter {shape[1]}")
+        return
     yield Record(ordinal=0, raw=data, payload={**meta, "body": body}, status=OK)
 
 
-def _jsonl_records(data: bytes) -> Iterator[Record]:
+def _jsonl_records(data: bytes, limits: ReaderLimits) -> Iterator[Record]:
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue  # blank separator lines are not records
+        if len(line) > limits.max_line_bytes:
+            detail = f"line {number}: {len(line):,} bytes, at most {limits.max_line_bytes:,}"
+            yield _failed(line, "line_too_long", detail, number)
+            continue
         try:
             value = json.loads(line.decode("utf-8"))  # decode first: json.loads(bytes) guesses UTF-16/32 from BOMs
         except UnicodeDecodeError as exc:
@@ -131,13 +201,20 @@ def _jsonl_records(data: bytes) -> Iterator[Record]:
         except json.JSONDecodeError as exc:
             yield _failed(line, "invalid_json", f"line {number}: {exc.msg} at column {exc.colno}", number)
             continue
+        except RecursionError:  # deeper than the interpreter's stack: far past max_depth
+            yield _failed(line, "nesting_too_deep", f"line {number}: deeper than {limits.max_depth} levels", number)
+            continue
         if not isinstance(value, dict):
             yield _failed(line, "not_an_object", f"line {number} holds a {type(value).__name__}", number)
+            continue
+        shape = _shape_error(value, limits)
+        if shape:
+            yield _failed(line, shape[0], f"line {number}: {shape[1]}", number)
             continue
         yield Record(ordinal=number, raw=line, payload=value, status=OK)
 
 
-def _csv_records(data: bytes) -> Iterator[Record]:
+def _csv_records(data: bytes, limits: ReaderLimits) -> Iterator[Record]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -150,12 +227,27 @@ def _csv_records(data: bytes) -> Iterator[Record]:
         yield _failed(data, "csv_no_header")
         return
     previous_line = reader.line_num
-    for row in reader:
+    # The csv module refuses fields over 128 KiB (a process-wide setting) by raising, which would end the file:
+    # lift it to the file limit and let record_too_large speak instead.
+    csv.field_size_limit(max(csv.field_size_limit(), limits.max_file_bytes))
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:  # the reader cannot resume: the rest of the file is one quarantined record
+            rest = "".join(lines[previous_line:]).encode()
+            yield _failed(rest, "csv_malformed", f"line {previous_line + 1}: {exc}", previous_line + 1)
+            return
+        if row is None:
+            return
         # Rows may span lines (quoted newlines): the raw bytes are the lines this row consumed.
         raw = "".join(lines[previous_line : reader.line_num]).encode()
         number = reader.line_num
         previous_line = reader.line_num
         if not row:
+            continue
+        if len(raw) > limits.max_record_bytes:
+            detail = f"line {number}: {len(raw):,} bytes, at most {limits.max_record_bytes:,}"
+            yield _failed(raw, "record_too_large", detail, number)
             continue
         if len(row) != len(header):
             detail = f"line {number}: {len(row)} columns, header has {len(header)}"
@@ -167,8 +259,9 @@ def _csv_records(data: bytes) -> Iterator[Record]:
 _READERS = {"markdown": _markdown_records, "jsonl": _jsonl_records, "csv": _csv_records}
 
 
-def read_records(source: Source, path: Path, data: bytes) -> Iterator[Record]:
+def read_records(source: Source, path: Path, data: bytes, limits: ReaderLimits | None = None) -> Iterator[Record]:
     """Split one landing file into records. Never raises on bad content: failures are records too."""
+    limits = limits or ReaderLimits()
     if not data:
         yield _failed(data, "empty_file")
         return
@@ -178,7 +271,17 @@ def read_records(source: Source, path: Path, data: bytes) -> Iterator[Record]:
     if path.suffix.lower() not in source.extensions:
         yield _failed(data, "unsupported_extension", f"{path.suffix or 'no extension'} in a {source.format} source")
         return
-    yield from _READERS[source.format](data)
+    yield from _READERS[source.format](data, limits)
+
+
+def _head_and_sha256(path: Path) -> tuple[bytes, str]:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        head = f.read(HEAD_BYTES)
+        digest.update(head)
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return head, digest.hexdigest()
 
 
 def landing_files(landing_root: Path, source: Source) -> list[tuple[str, os.stat_result]]:
@@ -206,12 +309,30 @@ def landing_files(landing_root: Path, source: Source) -> list[tuple[str, os.stat
     return sorted(found, key=lambda item: item[0])
 
 
-def ingest_file(source: Source, uri: str, data: bytes, stat: os.stat_result, ctx: RunContext) -> list[dict[str, Any]]:
-    file_sha = hashlib.sha256(data).hexdigest()
+def ingest_file(
+    source: Source,
+    uri: str,
+    data: bytes,
+    stat: os.stat_result,
+    ctx: RunContext,
+    *,
+    limits: ReaderLimits | None = None,
+    file_sha: str | None = None,
+) -> list[dict[str, Any]]:
+    """The bronze rows of one landing file. ``data`` is the file, or only its head when ``file_sha`` (the whole
+    file's sha256) says it was too large to read."""
+    records: Iterator[Record]
+    if file_sha is None:
+        file_sha = hashlib.sha256(data).hexdigest()
+        records = read_records(source, Path(uri), data, limits)
+    else:
+        size = (limits or ReaderLimits()).max_file_bytes
+        detail = f"{stat.st_size:,} bytes, at most {size:,}"
+        records = iter([replace(_failed(data, "file_too_large", detail), digest=file_sha)])
     seen: Counter[str] = Counter()
     rows = []
-    for record in read_records(source, Path(uri), data):
-        content_sha = hashlib.sha256(record.raw).hexdigest()
+    for record in records:
+        content_sha = record.digest or hashlib.sha256(record.raw).hexdigest()
         occurrence = seen[content_sha]
         seen[content_sha] += 1
         rows.append(
@@ -238,8 +359,11 @@ def ingest_file(source: Source, uri: str, data: bytes, stat: os.stat_result, ctx
     return rows
 
 
-def promote_to_bronze(source: Source, landing_root: Path, ctx: RunContext) -> PromotionResult:
+def promote_to_bronze(
+    source: Source, landing_root: Path, ctx: RunContext, *, limits: ReaderLimits | None = None
+) -> PromotionResult:
     """Ingest new or changed landing files of ``source`` into ``bronze/<source.id>``."""
+    limits = limits or ReaderLimits()
     lake = ctx.lake
     known = lake.read(
         LAYER,
@@ -255,11 +379,14 @@ def promote_to_bronze(source: Source, landing_root: Path, ctx: RunContext) -> Pr
     for uri, stat in landing_files(landing_root, source):
         if (uri, stat.st_size, stat.st_mtime_ns) in seen_stat:
             continue
-        data = (landing_root / uri).read_bytes()
-        if (uri, hashlib.sha256(data).hexdigest()) in seen_sha:
+        if stat.st_size > limits.max_file_bytes:  # hashed in pieces, never held in memory
+            data, file_sha = _head_and_sha256(landing_root / uri)
+        else:
+            data, file_sha = (landing_root / uri).read_bytes(), None
+        if (uri, file_sha or hashlib.sha256(data).hexdigest()) in seen_sha:
             continue  # touched but unchanged
         files_read += 1
-        rows.extend(ingest_file(source, uri, data, stat, ctx))
+        rows.extend(ingest_file(source, uri, data, stat, ctx, limits=limits, file_sha=file_sha))
 
     # A changed file re-yields its unchanged records: keep only record ids bronze does not hold yet.
     new = pl.DataFrame(rows, schema=SCHEMA).join(known.select("record_id"), on="record_id", how="anti")
