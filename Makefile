@@ -8,12 +8,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+# llama.cpp (the local model of `make up`) is compiled here for this CPU, but without AMX: some VMs report AMX
+# without granting its tile state, and the first matrix multiply then dies of SIGILL (seen here). The wheel is built
+# once per machine into LLAMA_WHEELS: pip's own wheel cache would hand back one built with other flags.
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
+LLAMA_WHEELS ?= $(HOME)/.cache/aquifer/wheels/llama-cpp-python-0.3.36-noamx
+LLAMA_CFLAGS := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+
 export AQUIFER_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway policy-test serve clean
+.PHONY: help setup browser up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway policy-test serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,8 +32,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: anything looser pulls a multi-GB CUDA build (shared/STACK.md)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
+		$(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps -w $(LLAMA_WHEELS) '$(LLAMA_CPP)'
+	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) '$(LLAMA_CPP)'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+browser: ## Headless Chromium for the page tests (Debian's package; skipped where apt cannot install it)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } \
+		|| echo "no chromium: the page tests will be skipped (apt-get install chromium)"
 
 sample: setup ## Generate the sample landing zone if it is absent
 	@if [ -d "$(AQUIFER_DATA_DIR)/landing" ]; then echo "sample corpus present in $(AQUIFER_DATA_DIR)/landing"; \
@@ -49,7 +64,7 @@ up: sample ## Set up, materialize the sample data, start the Dagster UI and the 
 status: setup ## Every table: rows, Delta version, last run, quarantine
 	$(BIN)/aquifer status
 
-test: setup ## Run the whole test suite (slow tests included)
+test: setup browser ## Run the whole test suite (slow tests included)
 	$(BIN)/python -m pytest -m "slow or not slow" -p no:cacheprovider
 
 test-fast: setup ## Run the fast tests only
