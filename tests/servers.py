@@ -136,3 +136,39 @@ class RecordingModel:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def chromium() -> str | None:
+    """Debian's headless Chromium (`make test` installs it where apt can), or None."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render(url: str, *, screenshot: Path | None = None, budget_ms: int = 15000) -> str:
+    """The DOM of ``url`` after its scripts ran, in headless Chromium with every host but loopback unresolvable
+    (as on an air-gapped machine); a screenshot too when ``screenshot`` is given."""
+    import tempfile
+
+    browser = chromium()
+    assert browser, "no chromium"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--virtual-time-budget={budget_ms}",
+        "--window-size=1400,1000",
+    ]
+    outputs = [["--dump-dom"]] + ([[f"--screenshot={screenshot}"]] if screenshot is not None else [])
+    dom = ""
+    for output in outputs:
+        with tempfile.TemporaryDirectory() as profile:
+            argv = [browser, *flags, f"--user-data-dir={profile}", *output, url]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        dom = dom or done.stdout
+    return dom

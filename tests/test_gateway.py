@@ -268,6 +268,10 @@ def test_refusals_before_anything_is_sent(gw: dict[str, Any]) -> None:
 def test_models_lists_what_the_agent_may_use(gw: dict[str, Any]) -> None:
     models = {m.id: m.model_extra for m in agent(gw, "marketing_assistant").models.list()}
     assert models == {"external_gpt": {"locality": "external", "max_classification": "public"}}
+    listed = [r for r in records(gw) if r["kind"] == "list_models" and r["agent"] == "marketing_assistant"][-1]
+    assert "model:local_smollm2:model_not_allowed" in listed["withheld"], "the policy decided, and it is logged"
+    support = [m.id for m in agent(gw, "support_assistant").models.list()]
+    assert support[:2] == ["local_smollm2", "sovereign_eu"], "the agent's default model first"
 
 
 @pytest.mark.parametrize(

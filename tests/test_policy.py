@@ -408,3 +408,23 @@ def test_ids_that_are_not_identifiers_never_reach_the_engine(engine: PolicyEngin
         ok = RequestContext("support_assistant", "customer_support", "local_smollm2")
         decided = engine.decide(ok, [Resource(nasty, "public"), Resource("product_docs", "public", pii_types=(nasty,))])
         assert [d.reasons for d in decided.resources] == [["invalid_input"]] * 2, nasty
+
+
+def test_every_reason_code_is_the_policys_or_in_the_one_list_of_non_policy_codes() -> None:
+    """Authorization lives in Rego: Python never mints one of the policy's reason codes, every code Python does
+    give is in aquifer.codes (validation, engine failure, upstream outcome), and docs/policies.md lists them all."""
+    from aquifer.codes import NON_POLICY_CODES
+
+    modules, _ = discover(POLICIES)
+    rule_text = "\n".join(t for m, t in modules.items() if not m.endswith("_test.rego"))
+    policy_codes = set(re.findall(r'(?:request_deny|resource_deny) contains "(\w+)"', rule_text))
+    assert not policy_codes & set(NON_POLICY_CODES)
+    for path in sorted((PROJECT_ROOT / "src" / "aquifer").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for code in policy_codes:
+            assert f'"{code}"' not in text, f"{path.name} mints {code}, a decision only the policy makes"
+        given = re.findall(r'reasons=\[\s*"(\w+)"', text) + re.findall(r'_log_refusal\([^)]*\["(\w+)"\]\)', text)
+        assert set(given) <= set(NON_POLICY_CODES), f"{path.name}: {set(given) - set(NON_POLICY_CODES)}"
+    docs = (PROJECT_ROOT / "docs" / "policies.md").read_text(encoding="utf-8")
+    for code in sorted(policy_codes | set(NON_POLICY_CODES)):
+        assert f"`{code}`" in docs, f"docs/policies.md does not list {code}"

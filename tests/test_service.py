@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from aquifer.runs import materialize
 from aquifer.settings import get_settings
 from tests import policy_oracle
 from tests.conftest import copy_materialized
-from tests.servers import AquiferServer
+from tests.servers import AquiferServer, chromium, render
 from tests.test_credentials import DEV_TOKENS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -182,8 +183,10 @@ def test_error_paths(world: dict[str, Any]) -> None:
     auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
     forbidden = httpx.post(f"{url}/v1/context", json={**body, "purpose": "marketing"}, headers=auth)
     assert forbidden.status_code == 403 and forbidden.json()["reasons"] == ["purpose_not_allowed"]
-    unregistered = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt-99"}, headers=auth)
+    unregistered = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt_99"}, headers=auth)
     assert unregistered.status_code == 403 and "unknown_model" in unregistered.json()["reasons"]
+    malformed = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt-99"}, headers=auth)
+    assert malformed.status_code == 422 and malformed.json()["field"] == "model", "not an identifier"
     for change, field in (({"top_k": 0}, "top_k"), ({"top_k": 51}, "top_k"), ({"query": ""}, "query"),
                           ({"as_of": "last tuesday"}, "as_of"), ({"as_of": "999"}, "as_of"),
                           ({"temperature": 1}, "temperature")):  # fmt: skip
@@ -239,8 +242,17 @@ def test_decisions_are_logged_and_readable_by_auditors_only(world: dict[str, Any
         c.decision(answer.decision_id)
     assert denied.value.status == 403 and denied.value.reasons == ["role_required"]
     with client(world, "audit_reviewer") as auditor, pytest.raises(AquiferError) as missing:
-        auditor.decision("dec_nope")
+        auditor.decision("dec_" + "0" * 32)
     assert missing.value.status == 404
+    with client(world, "audit_reviewer") as auditor, pytest.raises(AquiferError) as malformed:
+        auditor.decision("dec_nope")
+    assert malformed.value.status == 422 and malformed.value.field == "path.decision_id"
+    reads = [r for r in read_records(world["data"] / "decisions") if r["kind"] == "read_decisions"]
+    assert [(r["agent"], r["request_allow"], r["ref"]) for r in reads[-3:]] == [
+        ("audit_reviewer", True, answer.decision_id),
+        ("support_assistant", False, answer.decision_id),
+        ("audit_reviewer", True, "dec_" + "0" * 32),
+    ], "every read of the log, allowed or refused, is a decision in it"
 
 
 def test_lineage_is_only_for_chunks_the_agent_may_read(world: dict[str, Any]) -> None:
@@ -248,10 +260,19 @@ def test_lineage_is_only_for_chunks_the_agent_may_read(world: dict[str, Any]) ->
         case = next(ch for ch in c.context(QUESTION, purpose="hr_casework", model="local_smollm2").chunks
                     if ch.dataset == "hr_case_notes")  # fmt: skip
     with client(world, "support_assistant") as c:
-        for chunk_id in (case.chunk_id, "gld_doesnotexist"):
+        for chunk_id in (case.chunk_id, "gld_" + "0" * 32):
             with pytest.raises(AquiferError) as err:
                 c.lineage(chunk_id)
             assert err.value.status == 404 and err.value.detail.startswith("no chunk")
+        with pytest.raises(AquiferError) as malformed:
+            c.lineage("gld_doesnotexist")
+        assert malformed.value.status == 422 and malformed.value.field == "path.chunk_id"
+        with pytest.raises(AquiferError) as refused:
+            c.lineage(case.chunk_id, purpose="hr_casework")
+        assert refused.value.status == 403 and refused.value.reasons == ["purpose_not_allowed"]
+    logged = [r for r in read_records(world["data"] / "decisions") if r["kind"] == "lineage"]
+    withheld = [r for r in logged if r["ref"] == case.chunk_id and r["agent"] == "support_assistant"]
+    assert withheld and not withheld[0]["resources"][0]["allow"], "a refused lineage is a logged decision"
 
 
 def test_async_client_metrics_and_docs(world: dict[str, Any]) -> None:
@@ -345,3 +366,97 @@ def test_the_example_agent_prints_context_with_citations_or_the_refusal(
     assert refused == 1
     err = capsys.readouterr().err
     assert "refused (403 forbidden)" in err and "purpose_not_allowed" in err
+
+
+def test_hostile_values_in_every_field_of_every_route_are_4xx_never_5xx(world: dict[str, Any]) -> None:
+    """The nastiest strings (quotes, control characters, JSON and SQL fragments, 5,000 characters, unicode) in every
+    field, parameter and header of every route, plus malformed bodies: each answer is a documented 4xx naming the
+    field where there is one - never a 5xx, never a stack trace, never the input echoed in an error."""
+    from tests.policy_inputs import NASTY
+
+    url = world["server"].url
+    spec = httpx.get(f"{url}/openapi.json").json()
+    auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
+    auditor = {"Authorization": f"Bearer {DEV_TOKENS['audit_reviewer']}"}
+    context = {"query": "refunds", "purpose": "customer_support", "model": "local_smollm2"}
+    chat = {"model": "local_smollm2", "messages": [{"role": "user", "content": "refunds?"}],
+            "metadata": {"purpose": "customer_support"}}  # fmt: skip
+    deep = "[" * 5000 + '"x"' + "]" * 5000  # JSON 5,000 levels deep (json.dumps cannot even write it)
+    seen: list[tuple[str, str, int]] = []
+
+    def check(route: str, method: str, response: httpx.Response, nasty: Any = None) -> None:
+        seen.append((route, method, response.status_code))
+        assert 400 <= response.status_code < 500, (route, nasty, response.status_code, response.text[:300])
+        assert "Traceback" not in response.text
+        if isinstance(nasty, str) and len(nasty) > 3 and nasty not in ("x" * 5000,):
+            assert nasty not in response.text, f"{route} echoed the input in its error"
+
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for nasty in [*NASTY, -7, 10**30, 1.5, None, ["a"], {"a": 1}]:
+            for field in ("query", "purpose", "model", "top_k", "max_tokens", "as_of"):
+                body = {**context, field: nasty}
+                if field == "query" and isinstance(nasty, str) and 0 < len(nasty) <= 4000 and nasty.strip():
+                    continue  # any text is a fine question
+                if nasty is None and field in ("max_tokens", "as_of"):
+                    continue  # optional
+                check("/v1/context", "post", http.post("/v1/context", json=body, headers=auth), nasty)
+            for path in ("model", "metadata.purpose", "messages"):
+                body = json.loads(json.dumps(chat))
+                if path == "metadata.purpose":
+                    body["metadata"]["purpose"] = nasty
+                elif path == "messages":
+                    body["messages"] = [{"role": nasty, "content": "hi"}]
+                else:
+                    body[path] = nasty
+                check("/v1/chat/completions", "post", http.post("/v1/chat/completions", json=body, headers=auth), nasty)
+            if isinstance(nasty, str) and nasty:
+                quoted = urllib.parse.quote(nasty[:200], safe="")
+                check("/v1/lineage/{chunk_id}", "get", http.get(f"/v1/lineage/{quoted}", headers=auth), nasty)
+                for param in ("purpose", "model"):
+                    got = http.get(f"/v1/lineage/gld_{'0' * 32}", params={param: nasty}, headers=auth)
+                    check("/v1/lineage/{chunk_id}", "get", got, nasty)
+                got = http.get(f"/v1/decisions/{quoted}", headers=auditor)
+                check("/v1/decisions/{decision_id}", "get", got, nasty)
+                for header, value in (("Authorization", f"Bearer {nasty}"), ("Authorization", nasty),
+                                      ("X-Aquifer-Purpose", nasty)):  # fmt: skip
+                    headers = {**auth, header: value}
+                    try:
+                        got = http.post("/v1/chat/completions", json=chat, headers=headers)
+                    except (httpx.LocalProtocolError, UnicodeEncodeError):
+                        continue  # not a header any client can send
+                    check("/v1/chat/completions", "post", got, nasty)
+                    try:
+                        got = http.post("/v1/context", json=context, headers=headers)
+                    except (httpx.LocalProtocolError, UnicodeEncodeError):
+                        continue
+                    if header != "X-Aquifer-Purpose":
+                        check("/v1/context", "post", got, nasty)
+        nested = [json.dumps({**context, field: "DEEP"}).replace('"DEEP"', deep).encode() for field in context]
+        for raw in (b"{", b"[]", b'{"query": "x"' + b"]" * 10, b"\xff\xfe", b"null", b"x" * 2_000_000,
+                    deep.encode(), *nested):  # fmt: skip
+            for route in ("/v1/context", "/v1/chat/completions"):
+                got = http.post(route, content=raw, headers={**auth, "Content-Type": "application/json"})
+                check(route, "post", got)
+    for route, method, status in set(seen):
+        documented = spec["paths"][route][method]["responses"]
+        assert str(status) in documented, f"{method.upper()} {route} answered {status}, not in its OpenAPI responses"
+    assert {s for _, _, s in seen} >= {400, 401, 404, 422}, "each refused where it entered, before any policy call"
+
+
+@pytest.mark.skipif(
+    chromium() is None, reason="no headless Chromium (Debian package chromium; `make test` installs it)"
+)
+def test_api_docs_render_offline_in_a_browser(world: dict[str, Any]) -> None:
+    """/docs and /redoc with every host but loopback unresolvable: the pages render the operations from assets the
+    service serves itself (FastAPI's defaults load them from a CDN and render blank here)."""
+    url = world["server"].url
+    shot = world["root"] / "docs.png"
+    dom = render(f"{url}/docs", screenshot=shot)
+    assert "swagger-ui" in dom and 'class="opblock' in dom, dom[:500]
+    for path in ("/v1/context", "/v1/chat/completions", "/v1/models", "/v1/lineage/{chunk_id}", "/v1/decisions"):
+        assert path in dom, f"{path} not rendered"
+    assert shot.stat().st_size > 20_000, "a blank page is a few KB"
+    redoc = render(f"{url}/redoc")
+    assert "Governed context for a query" in redoc, redoc[:500]
+    html = httpx.get(f"{url}/docs").text
+    assert "cdn." not in html and "https://" not in html.split("<body>")[0]

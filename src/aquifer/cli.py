@@ -404,12 +404,20 @@ def policy_explain(
     purpose: Annotated[str, typer.Option(help="The purpose the agent acts for.")],
     model: Annotated[str, typer.Option(help="Model id (catalog/models).")],
     chunk: Annotated[str | None, typer.Option(help="A chunk id or platinum id; without it, the request only.")] = None,
+    action: Annotated[str, typer.Option(help="The action asked for (read_context, chat, read_lineage).")] = (
+        "read_context"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Say whether the policy lets this agent see this chunk through this model, and which rules decided."""
+    from aquifer.ids import is_identifier
     from aquifer.lake import Lake
     from aquifer.policy import PolicyEngineUnavailable, RequestContext
     from aquifer.policy.explain import find_chunk
+
+    for option, value in (("--agent", agent), ("--purpose", purpose), ("--model", model), ("--action", action)):
+        if not is_identifier(value):
+            raise _fail(f"{option}: {value!r} is not an identifier (lower-case letters, digits and _, 2-63 long)")
 
     engine = _engine()
     try:
@@ -424,12 +432,12 @@ def policy_explain(
             raise _fail(f"chunk {chunk!r} is in no platinum or gold table (see `aquifer status`)")
         row, resource = found
         resources = [resource]
-    batch = engine.decide(RequestContext(agent, purpose, model), resources)
+    batch = engine.decide(RequestContext(agent, purpose, model, action=action), resources)
     decision = batch.resources[0] if resources else batch.request
     _log_explain(batch, catalog, resources, row)
     if as_json:
         print(json.dumps({"revision": batch.revision, "engine": engine.backend.name,
-                          "request": {"agent": agent, "purpose": purpose, "model": model},
+                          "request": {"action": action, "agent": agent, "purpose": purpose, "model": model},
                           "resource": resources[0].as_input() if resources else None,
                           "decision": decision.model_dump()}, indent=2))  # fmt: skip
         return

@@ -9,6 +9,8 @@ The rules are Rego under ``policies/`` (package ``aquifer.context``); the regist
 
 from aquifer.policy.backends import EmbeddedBackend, OpaBackend, PolicyEngineUnavailable
 from aquifer.policy.decision import (
+    ACTIONS,
+    INVALID_INPUT,
     POLICY_ENGINE_UNAVAILABLE,
     BatchDecision,
     Decision,
@@ -20,6 +22,8 @@ from aquifer.policy.engine import PolicyEngine
 from aquifer.policy.source import PolicySource
 
 __all__ = [
+    "ACTIONS",
+    "INVALID_INPUT",
     "POLICY_ENGINE_UNAVAILABLE",
     "BatchDecision",
     "Decision",

@@ -14,15 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from aquifer.codes import INVALID_INPUT as INVALID_INPUT  # re-exported; aquifer.codes says what each code means
+from aquifer.codes import POLICY_ENGINE_UNAVAILABLE as POLICY_ENGINE_UNAVAILABLE
 from aquifer.ids import is_identifier
-
-POLICY_ENGINE_UNAVAILABLE = "policy_engine_unavailable"
-"""The reason code of every denial that the policy itself did not make: engine error, timeout, unreachable server,
-malformed answer, policy that fails to compile. Fail closed."""
-
-INVALID_INPUT = "invalid_input"
-"""The reason code of a denial the engine gives without asking the policy: an id that is not an identifier
-(:mod:`aquifer.ids`). The service refuses such requests before they get here (422); this is the engine's own guard."""
 
 ACTIONS = ("read_context", "chat", "read_lineage", "list_models", "read_decisions")
 """What a caller can ask to do (``input.action``); the policy (``action.rego``) says who may do which, and what each

@@ -13,53 +13,63 @@ No ``from __future__ import annotations`` here: FastAPI resolves the dependency 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-import polars as pl
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+import fastapi_offline
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aquifer.audit.prove import load_decisions
-from aquifer.index import resource_of, sql_in
-from aquifer.lake import Lake
-from aquifer.lineage import LineageError, trace
-from aquifer.policy import RequestContext
+from aquifer.ids import CHUNK_ID_PATTERN, DECISION_ID_PATTERN, Identifier
 from aquifer.service.gateway import PURPOSE_HEADER, Gateway, openai_error
 from aquifer.service.retrieval import (
     STAGES,
     BadRequest,
-    Forbidden,
-    NotFound,
     RetrievalError,
     Retriever,
     Timings,
     Unauthenticated,
-    Unavailable,
 )
-from aquifer.service.schemas import ChatRequest, ContextRequest, ContextResponse, DecisionRecord, ErrorResponse
+from aquifer.service.schemas import (
+    ChatRequest,
+    ContextRequest,
+    ContextResponse,
+    DecisionRecord,
+    ErrorResponse,
+    ModelList,
+    OpenAIErrorResponse,
+)
 from aquifer.settings import Settings, get_settings
 
 log = logging.getLogger("aquifer.service")
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid bearer token"},
-    403: {"model": ErrorResponse, "description": "Refused by policy, with reason codes"},
-    422: {"model": ErrorResponse, "description": "Invalid request, naming the field"},
-    503: {"model": ErrorResponse, "description": "Policy engine or index unavailable (fail closed)"},
+DOCS_ASSETS = "/docs-assets"
+
+_STATUS = {
+    400: "Invalid request, naming the field (OpenAI-compatible routes answer 400 where the others answer 422)",
+    401: "Missing or invalid agent token (WWW-Authenticate: Bearer)",
+    403: "Refused by policy, with reason codes and their explanations",
+    404: "No such record, or one this agent may not read (the same answer for both)",
+    422: "Invalid request, naming the field: a value out of range, or an id that is not an identifier",
+    502: "The model endpoint is unreachable or answered with an error",
+    503: "Policy engine or index unavailable (fail closed, nothing served)",
+    504: "The model endpoint did not answer within the model's timeout_s",
 }
 
-GATEWAY_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "No purpose declared (X-Aquifer-Purpose or metadata.purpose), or an invalid request"},
-    401: {"description": "Missing or invalid agent token"},
-    403: {"description": "Refused by policy: unregistered model, model or purpose not allowed for this agent"},
-    502: {"description": "The model endpoint is unreachable or answered with an error"},
-    503: {"description": "Policy engine or index unavailable (fail closed)"},
-    504: {"description": "The model endpoint did not answer within the model's timeout_s"},
-}
+
+def _errors(*statuses: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route for OpenAPI, each with its body model, so a generated client knows them."""
+    model = OpenAIErrorResponse if openai else ErrorResponse
+    return {status: {"model": model, "description": _STATUS[status]} for status in statuses}
+
+
 OPENAI_ROUTES = ("/v1/chat/completions", "/v1/models")
 """Routes whose errors take OpenAI's shape (``{"error": {"message": ...}}``), so OpenAI clients show them."""
 
@@ -105,13 +115,51 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         await app.state.gateway.aclose()
         app.state.retriever.engine.close()
 
+    # The API docs are served with their assets from this process (fastapi-offline ships Swagger UI and ReDoc):
+    # FastAPI's default pages load them from a CDN, and render blank on the air-gapped machines Aquifer is for.
     app = FastAPI(
         title="Aquifer",
         summary="Governed, traceable context for AI agents",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.metrics = metrics
+    assets = FilePath(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI documents a 422 for every route with a body; the OpenAI-compatible routes answer 400 instead.
+        schema = generate()
+        for path in OPENAI_ROUTES:
+            for operation in schema["paths"].get(path, {}).values():
+                operation["responses"].pop("422", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title="Aquifer API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=str(app.openapi_url),
+            title="Aquifer API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
     def get_retriever(request: Request) -> Retriever:
         return request.app.state.retriever  # type: ignore[no-any-return]
@@ -153,13 +201,25 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         body = ErrorResponse(error="invalid_request", detail=f"{where}: {first.get('msg')}", field=where)
         return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # No such route (404), or a method it does not take (405): the same error shape as every other answer.
+        if exc.status_code == 400:  # FastAPI could not parse the body (bytes that are not UTF-8, JSON nested too deep)
+            why = "not a JSON document Aquifer can read (invalid UTF-8, or nested too deeply)"
+            invalid = RequestValidationError([{"loc": ("body",), "msg": why, "type": "json_invalid"}])
+            return await _validation_error(request, invalid)
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = "no such route (the operations are listed at /docs)" if exc.status_code == 404 else str(exc.detail)
+        body = ErrorResponse(error=kind, detail=detail)
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         body = ErrorResponse(error="internal", detail="internal error; see the service log")
         return JSONResponse(body.model_dump(), status_code=500)
 
-    @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["context"])
+    @app.post("/v1/context", response_model=ContextResponse, responses=_errors(401, 403, 422, 503), tags=["context"])
     def context(
         body: ContextRequest, agent: AgentDep, retriever: RetrieverDep, request: Request, http: Response
     ) -> ContextResponse:
@@ -180,7 +240,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
             retriever.alerts.clear()
         return response
 
-    @app.post("/v1/chat/completions", responses=GATEWAY_ERRORS, tags=["gateway"])
+    @app.post("/v1/chat/completions", responses=_errors(400, 401, 403, 502, 503, 504, openai=True), tags=["gateway"])
     async def chat_completions(
         body: ChatRequest,
         agent: AgentDep,
@@ -204,52 +264,36 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         metrics.requests.labels("chat", "200").inc()
         return JSONResponse(answer, headers=headers)
 
-    @app.get("/v1/models", responses=GATEWAY_ERRORS, tags=["gateway"])
-    def models(agent: AgentDep, retriever: RetrieverDep) -> dict[str, Any]:
-        """The registered models this agent may send context to (OpenAI's model list), with their locality."""
-        catalog = retriever.engine.catalog
-        entries = [catalog.models[m] for m in catalog.agents[agent].models if m in catalog.models]
-        return {"object": "list", "data": [
-            {"id": m.id, "object": "model", "created": 0, "owned_by": m.owner.team,
-             "locality": m.locality.value, "max_classification": m.max_classification.value} for m in entries
-        ]}  # fmt: skip
+    @app.get("/v1/models", response_model=ModelList, responses=_errors(401, 503, openai=True), tags=["gateway"])
+    def models(agent: AgentDep, retriever: RetrieverDep) -> ModelList:
+        """The registered models the policy lets this agent send context to (OpenAI's model list), with their
+        locality; the agent's default model first."""
+        return ModelList.of(retriever.models(agent))
 
-    @app.get("/v1/lineage/{chunk_id}", responses=ERRORS, tags=["lineage"])
+    @app.get("/v1/lineage/{chunk_id}", responses=_errors(401, 403, 404, 422, 503), tags=["lineage"])
     def lineage(
-        chunk_id: str,
+        chunk_id: Annotated[str, Path(pattern=CHUNK_ID_PATTERN, description="A chunk id (gld_...) or platinum id")],
         agent: AgentDep,
         retriever: RetrieverDep,
-        purpose: Annotated[str | None, Query(description="Default: the agent's first purpose")] = None,
-        model: Annotated[str | None, Query(description="Default: the agent's default model")] = None,
+        purpose: Annotated[Identifier | None, Query(description="Default: the agent's first purpose")] = None,
+        model: Annotated[Identifier | None, Query(description="Default: the agent's default model")] = None,
     ) -> dict[str, Any]:
         """The lineage of a chunk this agent may read (for this purpose and model), back to its landing file."""
-        entry = retriever.engine.catalog.agents[agent]
-        ctx = RequestContext(agent, purpose or entry.purposes[0], model or entry.default_model)
-        row = _indexed(retriever, chunk_id)
-        decision = retriever.engine.decide(ctx, [resource_of(row)] if row else [])
-        if row is None or not decision.resources[0].allow:
-            # the same answer whether the chunk is unknown or withheld: a denial leaves no trace
-            raise NotFound(f"no chunk {chunk_id} that agent {agent} may read")
-        try:
-            nodes = trace(Lake.from_settings(settings), [row["platinum_id"]], sorted(retriever.engine.catalog.sources))
-        except LineageError as exc:
-            raise NotFound(str(exc)) from None
-        return {"chunk_id": row["chunk_id"], "lineage": nodes[0].as_dict()}
+        return retriever.lineage(agent, chunk_id, purpose=purpose, model=model)
 
-    @app.get("/v1/decisions/{decision_id}", response_model=DecisionRecord, responses=ERRORS, tags=["audit"])
-    def decision(decision_id: str, agent: AgentDep, retriever: RetrieverDep) -> dict[str, Any]:
-        """A decision record from the log (agents with role ``auditor``)."""
-        if "auditor" not in retriever.engine.catalog.agents[agent].roles:
-            raise Forbidden(f"agent {agent} lacks role auditor", reasons=["role_required"],
-                            explanations=["only agents with role auditor may read decision records"])  # fmt: skip
-        found = (
-            load_decisions(Lake.from_settings(settings), settings.decisions_dir)
-            .filter(pl.col("decision_id") == decision_id)
-            .collect()
-        )
-        if found.is_empty():
-            raise NotFound(f"no decision {decision_id}")
-        return found.row(0, named=True)
+    @app.get(
+        "/v1/decisions/{decision_id}",
+        response_model=DecisionRecord,
+        responses=_errors(401, 403, 404, 422, 503),
+        tags=["audit"],
+    )
+    def decision(
+        decision_id: Annotated[str, Path(pattern=DECISION_ID_PATTERN, description="dec_ and 32 hex digits")],
+        agent: AgentDep,
+        retriever: RetrieverDep,
+    ) -> dict[str, Any]:
+        """A decision record from the log, for agents the policy lets read them (role ``auditor``)."""
+        return retriever.decision(agent, decision_id)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -274,11 +318,3 @@ def _route(request: Request) -> str:
     parts = request.url.path.split("/")
     return "/".join(parts[2:4]) if request.url.path.startswith("/v1/chat/") else (
         parts[2] if request.url.path.startswith("/v1/") else "other")  # fmt: skip
-
-
-def _indexed(retriever: Retriever, chunk_id: str) -> dict[str, Any] | None:
-    if not retriever.index.exists():
-        raise Unavailable("no index: materialize index/chunks")
-    column = "platinum_id" if chunk_id.startswith("plt_") else "chunk_id"
-    rows = retriever.index.table().search().where(sql_in(column, [chunk_id])).limit(1).to_list()
-    return rows[0] if rows else None

@@ -37,12 +37,13 @@ from pydantic import ValidationError
 
 from aquifer.audit import request_record
 from aquifer.catalog import Model
+from aquifer.ids import is_identifier
 from aquifer.service.retrieval import (
     BadRequest,
-    Forbidden,
     Retrieval,
     Retriever,
     Timings,
+    Unavailable,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -170,6 +171,10 @@ class Gateway:
 
     def prepare(self, agent: str, request: ChatRequest, purpose_header: str | None, timings: Timings) -> Prepared:
         purpose = purpose_header or (request.metadata or {}).get("purpose")
+        where = PURPOSE_HEADER if purpose_header else "metadata.purpose"
+        if purpose and not is_identifier(purpose):
+            msg = f"{where}: the purpose must be an identifier (lower-case letters, digits and _)"
+            raise BadRequest(msg, field=where)
         if not purpose:
             self._log_refusal(agent, None, request.model, ["purpose_missing"])
             raise BadRequest(
@@ -185,9 +190,8 @@ class Gateway:
         parts = [self._retrieve(agent, purpose, request.model, query, timings) for _, query in turns]
         retrieval, block, later = self._conversation(turns, parts)
         model = self.retriever.engine.catalog.models.get(request.model)
-        if model is None:  # the policy refuses unregistered models; this is the belt to its braces
-            self._log_refusal(agent, purpose, request.model, ["unknown_model"])
-            raise Forbidden(f"model {request.model} is not registered", reasons=["unknown_model"])
+        if model is None:  # the policy allowed it, so it was registered: the catalog changed meanwhile
+            raise Unavailable(f"model {request.model} left the catalog while this request was decided; retry it")
         if model.api_key_env and not os.environ.get(model.api_key_env):
             self._log_refusal(agent, purpose, model.id, ["upstream_key_missing"])
             raise UpstreamError(

@@ -33,13 +33,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 
-from aquifer.audit import DecisionLog, decision_record
+from aquifer.audit import DecisionLog, decision_record, request_record
+from aquifer.audit.prove import load_decisions
+from aquifer.catalog import Model
 from aquifer.credentials import AuthenticationError, Authenticator, CredentialStore
 from aquifer.embedding import Embedder
 from aquifer.index import ChunkIndex, class_key, resource_of, sql_in
+from aquifer.lake import Lake
+from aquifer.lineage import LineageError, trace
 from aquifer.pii import PiiSpan, redact
-from aquifer.policy import POLICY_ENGINE_UNAVAILABLE, BatchDecision, PolicyEngine, RequestContext, Resource
+from aquifer.policy import (
+    INVALID_INPUT,
+    POLICY_ENGINE_UNAVAILABLE,
+    BatchDecision,
+    Decision,
+    PolicyEngine,
+    RequestContext,
+    Resource,
+)
 from aquifer.service.schemas import (
     Chunk,
     ContextRequest,
@@ -53,6 +66,8 @@ from aquifer.settings import Settings
 from aquifer.tokenizer import EMBEDDING_MODEL, count_tokens
 
 STAGES = ("auth", "policy", "embedding", "search", "assembly", "log")
+ACTIONS_OF_KINDS = {"context": "read_context", "chat": "chat"}
+"""The policy action (``input.action``) a serving kind of decision record asks for."""
 
 
 class RetrievalError(Exception):
@@ -208,21 +223,30 @@ class Retriever:
         except AuthenticationError as exc:
             raise Unauthenticated(str(exc)) from None
 
-    def _request_decision(self, ctx: RequestContext) -> BatchDecision:
+    def authorize(self, ctx: RequestContext, *, kind: str, **fields: Any) -> BatchDecision:
+        """The policy's request-level decision for ``ctx.action``. A refusal is logged (``kind``, plus ``fields``)
+        and raised as :class:`Forbidden` with the policy's reasons; no decision at all is :class:`Unavailable`."""
         batch = self.engine.decide(ctx)
-        if batch.request.reasons == [POLICY_ENGINE_UNAVAILABLE]:
-            raise Unavailable("the policy engine cannot decide: " + "; ".join(batch.request.explanations),
-                              reasons=[POLICY_ENGINE_UNAVAILABLE])  # fmt: skip
+        self._raise_if_undecided(batch.request)
+        if not batch.request.allow:
+            self.log.append(decision_record(batch, kind=kind, locality=self._locality(ctx.model)) | fields)
+            raise Forbidden(
+                f"agent {ctx.agent} may not {ctx.action.replace('_', ' ')}"
+                + (f" for purpose {ctx.purpose}" if ctx.purpose else "")
+                + (f" with model {ctx.model}" if ctx.model else "")
+                + ": "
+                + "; ".join(batch.request.explanations or batch.request.reasons),
+                reasons=batch.request.reasons,
+                explanations=batch.request.explanations,
+            )
         return batch
 
-    def _refuse(self, ctx: RequestContext, batch: BatchDecision, *, kind: str) -> Forbidden:
-        self.log.append(decision_record(batch, kind=kind, locality=self._locality(ctx.model)))
-        return Forbidden(
-            f"agent {ctx.agent} may not use purpose {ctx.purpose} with model {ctx.model}: "
-            + "; ".join(batch.request.explanations or batch.request.reasons),
-            reasons=batch.request.reasons,
-            explanations=batch.request.explanations,
-        )
+    @staticmethod
+    def _raise_if_undecided(decision: Decision) -> None:
+        # An id that is not an identifier is refused by the routes first (422): reaching here, it is undecidable.
+        if decision.reasons in ([POLICY_ENGINE_UNAVAILABLE], [INVALID_INPUT]):
+            why = "; ".join(decision.explanations)
+            raise Unavailable(f"the policy engine cannot decide: {why}", reasons=list(decision.reasons))
 
     def _locality(self, model: str | None) -> str | None:
         entry = self.engine.catalog.models.get(model) if model else None
@@ -234,7 +258,7 @@ class Retriever:
             raise Unavailable(f"no index at {self.index.uri}: materialize index/chunks")
         if as_of is None:
             return current
-        if as_of.isdigit():
+        if _is_version(as_of):
             version = int(as_of)
             if not 1 <= version <= current:
                 raise InvalidRequest(f"as_of: index version {version} does not exist (1..{current})", field="as_of")
@@ -242,8 +266,8 @@ class Retriever:
         try:
             moment = _aware(as_of)
         except ValueError:
-            raise InvalidRequest(f"as_of: {as_of!r} is neither an index version nor an ISO 8601 time",
-                                 field="as_of") from None  # fmt: skip
+            msg = "as_of: neither an index version (an integer) nor an ISO 8601 time"
+            raise InvalidRequest(msg, field="as_of") from None
         earlier = [v for v in self.index.versions() if _aware(v["timestamp"]) <= moment]
         if not earlier:
             raise InvalidRequest(f"as_of: the index did not exist yet at {moment.isoformat()}", field="as_of")
@@ -287,11 +311,9 @@ class Retriever:
 
     def retrieve(self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context") -> Retrieval:
         """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (403)."""
-        ctx = RequestContext(agent, request.purpose, request.model)
+        ctx = RequestContext(agent, request.purpose, request.model, action=ACTIONS_OF_KINDS[kind])
         with timings.stage("policy"):
-            batch = self._request_decision(ctx)
-            if not batch.request.allow:
-                raise self._refuse(ctx, batch, kind=kind)
+            self.authorize(ctx, kind=kind)
             version = self.resolve_version(request.as_of)
             allowed, withheld = self.allowed_classes(ctx, version)
         moment = _as_of_time(request.as_of) or dt.datetime.now(dt.UTC)
@@ -314,6 +336,79 @@ class Retriever:
             retrieval = Retrieval(ctx, version, f"dec_{uuid.uuid4().hex}", rows, resources, decided, withheld)
             self._assemble(retrieval, request.max_tokens)
         return retrieval
+
+    # -- the other actions: lineage, decision records, the model list ---------------------------------------------
+
+    def indexed_row(self, chunk_id: str) -> dict[str, Any] | None:
+        """The index row of a chunk id (or of its platinum id), or None."""
+        if not self.index.exists():
+            raise Unavailable("no index: materialize index/chunks")
+        column = "platinum_id" if chunk_id.startswith("plt_") else "chunk_id"
+        rows = self.index.table().search().where(sql_in(column, [chunk_id])).limit(1).to_list()
+        return rows[0] if rows else None
+
+    def lineage(self, agent: str, chunk_id: str, *, purpose: str | None, model: str | None) -> dict[str, Any]:
+        """The lineage of a chunk this agent may read for this purpose and model (default: its first purpose and
+        its default model), back to its landing file. Logged (kind ``lineage``) whatever the answer."""
+        entry = self.engine.catalog.agents[agent]
+        ctx = RequestContext(agent, purpose or entry.purposes[0], model or entry.default_model, action="read_lineage")
+        self.authorize(ctx, kind="lineage", ref=chunk_id)
+        row = self.indexed_row(chunk_id)
+        resources = [resource_of(row)] if row else []
+        batch = self.engine.decide(ctx, resources)
+        for decision in batch.resources:
+            self._raise_if_undecided(decision)
+        ids = [row["platinum_id"]] if row else []
+        lineage = [[row["gold_id"], row["silver_id"], row["bronze_id"]]] if row else []
+        locality = self._locality(ctx.model)
+        record = decision_record(
+            batch, kind="lineage", locality=locality, resources=resources, ids=ids, lineage=lineage
+        )
+        self.log.append(record | {"ref": chunk_id})
+        if row is None or not batch.resources[0].allow:
+            # the same answer whether the chunk is unknown or withheld: a denial leaves no trace
+            raise NotFound(f"no chunk {chunk_id} that agent {agent} may read")
+        try:
+            nodes = trace(Lake.from_settings(self.settings), [row["platinum_id"]], sorted(self.engine.catalog.sources))
+        except LineageError as exc:
+            raise NotFound(str(exc)) from None
+        return {"chunk_id": row["chunk_id"], "lineage": nodes[0].as_dict()}
+
+    def decision(self, agent: str, decision_id: str) -> dict[str, Any]:
+        """A decision record from the log, for agents the policy lets read them (``read_decisions``). Reading one
+        is logged too (kind ``read_decisions``, ``ref`` the record read)."""
+        ctx = RequestContext(agent, None, None, action="read_decisions")
+        batch = self.authorize(ctx, kind="read_decisions", ref=decision_id)
+        self.log.append(decision_record(batch, kind="read_decisions", locality=None) | {"ref": decision_id})
+        found = (
+            load_decisions(Lake.from_settings(self.settings), self.settings.decisions_dir)
+            .filter(pl.col("decision_id") == decision_id)
+            .collect()
+        )
+        if found.is_empty():
+            raise NotFound(f"no decision {decision_id}")
+        return found.row(0, named=True)
+
+    def models(self, agent: str) -> list[Model]:
+        """The registered models the policy lets this agent use (``list_models``, one decision per model), the
+        agent's own preference order first. Logged once (kind ``list_models``), the models withheld and why in
+        ``withheld``."""
+        catalog = self.engine.catalog
+        preferred = [m for m in catalog.agents[agent].models if m in catalog.models]
+        listed, withheld, revision = [], [], None
+        for model_id in [*preferred, *sorted(set(catalog.models) - set(preferred))]:
+            batch = self.engine.decide(RequestContext(agent, None, model_id, action="list_models"))
+            self._raise_if_undecided(batch.request)
+            revision = batch.revision
+            if batch.request.allow:
+                listed.append(catalog.models[model_id])
+            else:
+                withheld.append(f"model:{model_id}:{','.join(batch.request.reasons)}")
+        record = request_record(
+            kind="list_models", agent=agent, purpose=None, model=None, locality=None, reasons=[], revision=revision
+        )
+        self.log.append(record | {"withheld": withheld})
+        return listed
 
     def _embed(self, query: str) -> np.ndarray:
         """The query's vector, from a small LRU cache (a conversation re-retrieves its earlier turns)."""
@@ -443,4 +538,9 @@ def _aware(value: Any) -> dt.datetime:
 
 
 def _as_of_time(as_of: str | None) -> dt.datetime | None:
-    return None if as_of is None or as_of.isdigit() else _aware(as_of)
+    return None if as_of is None or _is_version(as_of) else _aware(as_of)
+
+
+def _is_version(as_of: str) -> bool:
+    """An index version (ASCII digits: ``"²".isdigit()`` is true too, and ``int`` refuses it)."""
+    return as_of.isascii() and as_of.isdigit()

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from aquifer.ids import Identifier
+
+if TYPE_CHECKING:
+    from aquifer.catalog import Model
 
 
 class ContextRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4000, description="The question to ground")
-    purpose: str = Field(min_length=1, max_length=64, description="The purpose the agent acts for")
-    model: str = Field(min_length=1, max_length=64, description="The registered model the context will be sent to")
+    query: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="The question to ground (not blank)")
+    purpose: Identifier = Field(description="The purpose the agent acts for (an identifier)")
+    model: Identifier = Field(description="The registered model the context will be sent to (an identifier)")
     top_k: int = Field(default=8, ge=1, le=50, description="Chunks to return at most")
     max_tokens: int | None = Field(
         default=None, ge=1, le=100_000, description="Token budget for all chunk texts (embedding tokenizer)"
     )
     as_of: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=64,
         description="Replay: an index version (integer) or an ISO 8601 time; the answer this agent would have "
         "received from the index as it was then",
     )
@@ -109,7 +116,7 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1, max_length=64, description="A registered model id, e.g. local_smollm2")
+    model: Identifier = Field(description="A registered model id, e.g. local_smollm2")
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
     stream: bool = False
     metadata: dict[str, str] | None = Field(default=None, description="metadata.purpose: the purpose of the call")
@@ -144,6 +151,47 @@ class ChatExtension(BaseModel):
     over_budget: int
     citations: list[Citation]
     withheld: list[Withheld]
+
+
+class ModelEntry(BaseModel):
+    """A model of OpenAI's model list, with where it runs and the most it may receive."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    locality: str
+    max_classification: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelEntry]
+
+    @classmethod
+    def of(cls, models: list[Model]) -> ModelList:
+        entries = [
+            ModelEntry(
+                id=m.id, owned_by=m.owner.team, locality=m.locality.value, max_classification=m.max_classification.value
+            )
+            for m in models
+        ]
+        return cls(data=entries)
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str = Field(description="The error kind, as in ErrorResponse.error")
+    code: str = Field(description="The first reason code, or the error kind")
+    param: str | None = Field(default=None, description="The request field at fault, if any")
+    reasons: list[str] = Field(default_factory=list)
+    explanations: list[str] = Field(default_factory=list)
+
+
+class OpenAIErrorResponse(BaseModel):
+    """The error shape OpenAI clients parse (the OpenAI-compatible routes), with Aquifer's reasons beside it."""
+
+    error: OpenAIError
 
 
 class ErrorResponse(BaseModel):
