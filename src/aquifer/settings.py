@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     policy_timeout_s: float = Field(
         default=2.0, gt=0, description="A decision slower than this is a denial (policy_engine_unavailable)."
     )
+    policy_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=10_000,
+        description="Resource classes sent to the engine per call when deciding classes not decided yet (each call "
+        "within policy_timeout_s).",
+    )
+    prefilter_warm: bool = Field(
+        default=True,
+        description="Decide every registered (agent, purpose, model)'s prefilter in the background whenever the "
+        "policy or the index changes, so no first request pays for it.",
+    )
     policy_reload_interval_s: float = Field(
         default=1.0, ge=0, description="How often the engine looks for edited policy or catalog files."
     )

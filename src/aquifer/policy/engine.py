@@ -84,6 +84,7 @@ class PolicyEngine:
             settings.catalog_dir,
             timeout_s=settings.policy_timeout_s,
             reload_interval_s=settings.policy_reload_interval_s,
+            batch_size=settings.policy_batch_size,
         )
 
     # -- state ---------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from aquifer.service.gateway import PURPOSE_HEADER, Gateway, openai_error
 from aquifer.service.retrieval import (
     STAGES,
     BadRequest,
+    PrefilterWarmer,
     RetrievalError,
     Retriever,
     Timings,
@@ -111,7 +112,14 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
             metrics.upstream.labels(model, outcome).observe(seconds)
 
         app.state.gateway = Gateway(app.state.retriever, settings, observe=observe)
+        warmer = None
+        if settings.prefilter_warm:
+            interval = max(settings.policy_reload_interval_s, 0.5)
+            warmer = PrefilterWarmer(app.state.retriever, interval_s=interval).start()
+        app.state.warmer = warmer
         yield
+        if warmer is not None:
+            warmer.stop()
         await app.state.gateway.aclose()
         app.state.retriever.engine.close()
 
@@ -300,11 +308,15 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready, with what is missing"}})
-    def readyz(retriever: RetrieverDep) -> JSONResponse:
+    def readyz(retriever: RetrieverDep, request: Request) -> JSONResponse:
         problems = retriever.readiness()
+        warmer: PrefilterWarmer | None = request.app.state.warmer
+        prefilter = {"warm": warmer is not None and warmer.warmed is not None,
+                     "warm_up_seconds": warmer.last_seconds if warmer else None}  # fmt: skip
         body = {"status": "ready" if not problems else "not_ready", "problems": problems,
                 "policy_revision": retriever.engine.revision, "index_version": retriever.index.version(),
-                "embedding_model": retriever.embedder.name, "embedding_device": retriever.embedder.device}  # fmt: skip
+                "embedding_model": retriever.embedder.name, "embedding_device": retriever.embedder.device,
+                "prefilter": prefilter}  # fmt: skip
         return JSONResponse(body, status_code=200 if not problems else 503)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)

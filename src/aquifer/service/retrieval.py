@@ -23,6 +23,7 @@ The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy,
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
@@ -64,6 +65,8 @@ from aquifer.service.schemas import (
 )
 from aquifer.settings import Settings
 from aquifer.tokenizer import EMBEDDING_MODEL, count_tokens
+
+log = logging.getLogger("aquifer.service")
 
 STAGES = ("auth", "policy", "embedding", "search", "assembly", "log")
 ACTIONS_OF_KINDS = {"context": "read_context", "chat": "chat"}
@@ -309,6 +312,35 @@ class Retriever:
             self._prefilters[key] = (allowed, withheld)
         return allowed, withheld
 
+    def warm(self, stop: threading.Event | None = None) -> int:
+        """Decide ahead of the first request: for every (agent, purpose, model) the catalog registers, the request
+        decision of each serving action and, where it allows, the prefilter over every class of the current index.
+        Returns how many contexts were decided. Both engines take about a millisecond per class and context (see
+        docs/benchmarks.md), so deciding them on the first request of each context would cost that request tens
+        of milliseconds; decided here (by :class:`PrefilterWarmer`, off the request path) it costs a lookup. The
+        policy still decides every context: this only chooses which to ask about early, and a context not listed
+        here is decided when it is first asked for."""
+        version = self.index.version()
+        if version is None:
+            return 0
+        catalog = self.engine.catalog
+        contexts = [
+            RequestContext(agent.id, purpose, model, action=action)
+            for agent in catalog.agents.values()
+            for purpose in agent.purposes
+            for model in agent.models
+            for action in ACTIONS_OF_KINDS.values()
+        ]
+        for n, ctx in enumerate(contexts):
+            if stop is not None and stop.is_set():
+                return n
+            if self.engine.decide(ctx).request.allow:
+                try:
+                    self.allowed_classes(ctx, version)
+                except Unavailable:
+                    return n
+        return len(contexts)
+
     def retrieve(self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context") -> Retrieval:
         """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (403)."""
         ctx = RequestContext(agent, request.purpose, request.model, action=ACTIONS_OF_KINDS[kind])
@@ -529,6 +561,40 @@ class Retriever:
                     ),
                 )
             )
+
+
+class PrefilterWarmer:
+    """A daemon thread that calls :meth:`Retriever.warm` whenever the policy revision or the index version changes
+    (checked every ``interval_s``), so the first request of each registered context finds its decisions made."""
+
+    def __init__(self, retriever: Retriever, *, interval_s: float = 1.0) -> None:
+        self.retriever, self.interval_s = retriever, interval_s
+        self.warmed: tuple[str, int | None] | None = None
+        self.last_seconds: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aquifer-prefilter-warmer", daemon=True)
+
+    def start(self) -> PrefilterWarmer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                key = (self.retriever.engine.revision, self.retriever.index.version())
+                if key != self.warmed and self.retriever.engine.error is None and key[1] is not None:
+                    start = time.perf_counter()
+                    self.retriever.warm(self._stop)
+                    self.last_seconds = time.perf_counter() - start
+                    self.warmed = key
+            except Exception:  # a warmer that fails only leaves decisions to be made on demand
+                log.exception("prefilter warm-up failed; decisions are made on demand")
+                self.warmed = None
+            self._stop.wait(self.interval_s)
 
 
 def _aware(value: Any) -> dt.datetime:
