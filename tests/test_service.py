@@ -186,7 +186,8 @@ def test_error_paths(world: dict[str, Any]) -> None:
     unregistered = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt_99"}, headers=auth)
     assert unregistered.status_code == 403 and "unknown_model" in unregistered.json()["reasons"]
     malformed = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt-99"}, headers=auth)
-    assert malformed.status_code == 422 and malformed.json()["field"] == "model", "not an identifier"
+    assert malformed.status_code == 422 and malformed.json()["field"] == "model"
+    assert malformed.json()["detail"].startswith("model: not an identifier")
     for change, field in (({"top_k": 0}, "top_k"), ({"top_k": 51}, "top_k"), ({"query": ""}, "query"),
                           ({"as_of": "last tuesday"}, "as_of"), ({"as_of": "999"}, "as_of"),
                           ({"temperature": 1}, "temperature")):  # fmt: skip

@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aquifer.ids import CHUNK_ID_PATTERN, DECISION_ID_PATTERN, Identifier
+from aquifer.ids import CHUNK_ID_PATTERN, DECISION_ID_PATTERN, IDENTIFIER_PATTERN, Identifier
 from aquifer.service.gateway import PURPOSE_HEADER, Gateway, openai_error
 from aquifer.service.retrieval import (
     STAGES,
@@ -204,9 +204,13 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        why = first.get("msg")
+        pattern = (first.get("ctx") or {}).get("pattern")
+        if first.get("type") == "string_pattern_mismatch" and pattern == IDENTIFIER_PATTERN:
+            why = "not an identifier (a lower-case letter, then lower-case letters, digits or _; 2-63 characters)"
         if request.url.path in OPENAI_ROUTES:  # OpenAI answers 400 to a malformed request
-            return await _domain_error(request, BadRequest(f"{where}: {first.get('msg')}", field=where))
-        body = ErrorResponse(error="invalid_request", detail=f"{where}: {first.get('msg')}", field=where)
+            return await _domain_error(request, BadRequest(f"{where}: {why}", field=where))
+        body = ErrorResponse(error="invalid_request", detail=f"{where}: {why}", field=where)
         return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
