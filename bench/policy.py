@@ -118,7 +118,7 @@ def first_requests(engine: PolicyEngine) -> dict[str, Any] | None:
         print(f"no sample index at {index.uri}: run `make materialize` for the first-request figures", file=sys.stderr)
         return None
     retriever = Retriever(settings, engine=engine, index=index, embedder=_NoEmbedder())  # type: ignore[arg-type]
-    contexts = [ctx for ctx in _registered(retriever) if engine.decide(ctx).request.allow]
+    contexts = [ctx for ctx in retriever.registered_contexts() if engine.decide(ctx).request.allow]
 
     def prefilters() -> list[float]:
         times = []
@@ -153,18 +153,6 @@ class _NoEmbedder:
     """The prefilter embeds nothing: a stand-in so the bench does not load the model."""
 
     name, device = "none", "cpu"
-
-
-def _registered(retriever: Any) -> list[RequestContext]:
-    from aquifer.service.retrieval import ACTIONS_OF_KINDS
-
-    return [
-        RequestContext(a.id, p, m, action=action)
-        for a in retriever.engine.catalog.agents.values()
-        for p in a.purposes
-        for m in a.models
-        for action in ACTIONS_OF_KINDS.values()
-    ]
 
 
 @contextmanager

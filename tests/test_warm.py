@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from aquifer.policy import EmbeddedBackend, PolicyEngine, PolicySource, RequestContext
-from aquifer.service.retrieval import ACTIONS_OF_KINDS, PrefilterWarmer, Retriever
+from aquifer.service.retrieval import PrefilterWarmer, Retriever
 from aquifer.settings import Settings
 from tests.conftest import copy_materialized
 
@@ -49,21 +49,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -
     return Retriever(settings, engine=engine), backend
 
 
-def registered(retriever: Retriever) -> list[RequestContext]:
-    return [
-        RequestContext(a.id, p, m, action=action)
-        for a in retriever.engine.catalog.agents.values()
-        for p in a.purposes
-        for m in a.models
-        for action in ACTIONS_OF_KINDS.values()
-    ]
-
-
 def test_warm_decides_every_registered_context_so_first_requests_ask_the_engine_nothing(
     setup: tuple[Retriever, CountingBackend],
 ) -> None:
     retriever, backend = setup
-    contexts = registered(retriever)
+    contexts = retriever.registered_contexts()
     assert retriever.warm() == len(contexts) > 10
     version = retriever.index.version()
     assert version is not None

@@ -312,6 +312,17 @@ class Retriever:
             self._prefilters[key] = (allowed, withheld)
         return allowed, withheld
 
+    def registered_contexts(self) -> list[RequestContext]:
+        """Every (agent, purpose, model) the catalog registers, for each serving action: what :meth:`warm` decides
+        ahead of time (whether each is allowed is the policy's answer, not this list's)."""
+        return [
+            RequestContext(agent.id, purpose, model, action=action)
+            for agent in self.engine.catalog.agents.values()
+            for purpose in agent.purposes
+            for model in agent.models
+            for action in ACTIONS_OF_KINDS.values()
+        ]
+
     def warm(self, stop: threading.Event | None = None) -> int:
         """Decide ahead of the first request: for every (agent, purpose, model) the catalog registers, the request
         decision of each serving action and, where it allows, the prefilter over every class of the current index.
@@ -323,14 +334,7 @@ class Retriever:
         version = self.index.version()
         if version is None:
             return 0
-        catalog = self.engine.catalog
-        contexts = [
-            RequestContext(agent.id, purpose, model, action=action)
-            for agent in catalog.agents.values()
-            for purpose in agent.purposes
-            for model in agent.models
-            for action in ACTIONS_OF_KINDS.values()
-        ]
+        contexts = self.registered_contexts()
         for n, ctx in enumerate(contexts):
             if stop is not None and stop.is_set():
                 return n
@@ -588,9 +592,10 @@ class PrefilterWarmer:
                 key = (self.retriever.engine.revision, self.retriever.index.version())
                 if key != self.warmed and self.retriever.engine.error is None and key[1] is not None:
                     start = time.perf_counter()
-                    self.retriever.warm(self._stop)
-                    self.last_seconds = time.perf_counter() - start
-                    self.warmed = key
+                    done = self.retriever.warm(self._stop)
+                    if done == len(self.retriever.registered_contexts()):  # else: stopped, or the engine failed
+                        self.last_seconds = time.perf_counter() - start
+                        self.warmed = key
             except Exception:  # a warmer that fails only leaves decisions to be made on demand
                 log.exception("prefilter warm-up failed; decisions are made on demand")
                 self.warmed = None
