@@ -53,6 +53,15 @@ def _broken_catalog(tmp_path: Path, source: str, change: dict[str, object], drop
         ({"id": "other_name"}, None, "id", "must match the file name"),
         ({"landing_path": "../escape"}, None, "landing_path", "inside the landing zone"),
         ({"colour": "blue"}, None, "colour", "Extra inputs"),
+        # purposes reach the policy engines: identifiers only, a quote or a newline is refused at load
+        ({"allowed_purposes": ['support"x']}, None, "allowed_purposes.0", "should match pattern"),
+        ({"allowed_purposes": ["support\n"]}, None, "allowed_purposes.0", "should match pattern"),
+        (
+            {"pii": {"expected": True, "types": ["email"], "allowed_purposes": ["Support Desk"]}},
+            None,
+            "pii.allowed_purposes.0",
+            "should match pattern",
+        ),
     ],
 )
 def test_invalid_entry_names_file_field_and_reason(
