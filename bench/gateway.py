@@ -129,7 +129,8 @@ def overhead(api: str, llama: str, recorder: RecordingModel, max_tokens: int) ->
 
 
 def economics(data: Path) -> dict[str, Any]:
-    from aquifer.service.retrieval import Retriever, Timings
+    from aquifer.service.metrics import Timings
+    from aquifer.service.retrieval import Retriever
     from aquifer.service.schemas import ContextRequest
 
     base = Settings(data_dir=data, decision_log_dir=Path(tempfile.mkdtemp()) / "decisions")
@@ -160,7 +161,7 @@ def _reuse(llama_log: Path, seen: int, prompt_tokens: int) -> tuple[int, int]:
 def conversation(api: str, llama: str, llama_log: Path, max_tokens: int, mode: str) -> list[dict[str, Any]]:
     """Reuse per turn. ``gateway``: through Aquifer's gateway. ``relevance`` / ``stable``: the usual RAG proxy,
     one block re-retrieved per turn for the conversation (latest turn first) and sent directly to llama.cpp."""
-    from aquifer.service.gateway import render_context
+    from aquifer.service.conversation import render_context
     from aquifer.service.schemas import Chunk
 
     auth = {"Authorization": f"Bearer {TOKEN}", "X-Aquifer-Purpose": "customer_support"}

@@ -109,6 +109,7 @@ def first_requests(engine: PolicyEngine) -> dict[str, Any] | None:
     """The prefilter of every registered context over the sample index: on demand, the warm-up, and after it."""
     from aquifer.index import ChunkIndex
     from aquifer.service.retrieval import Retriever
+    from aquifer.service.warm import registered_contexts, warm
     from aquifer.settings import get_settings
 
     settings = get_settings()
@@ -118,7 +119,7 @@ def first_requests(engine: PolicyEngine) -> dict[str, Any] | None:
         print(f"no sample index at {index.uri}: run `make materialize` for the first-request figures", file=sys.stderr)
         return None
     retriever = Retriever(settings, engine=engine, index=index, embedder=_NoEmbedder())  # type: ignore[arg-type]
-    contexts = [ctx for ctx in retriever.registered_contexts() if engine.decide(ctx).request.allow]
+    contexts = [ctx for ctx in registered_contexts(retriever) if engine.decide(ctx).request.allow]
 
     def prefilters() -> list[float]:
         times = []
@@ -134,7 +135,7 @@ def first_requests(engine: PolicyEngine) -> dict[str, Any] | None:
     engine._cache.clear()
     retriever._prefilters.clear()
     start = time.perf_counter()
-    warmed = retriever.warm()
+    warmed = warm(retriever)
     warm_up_s = time.perf_counter() - start
     after = prefilters()
     return {

@@ -122,7 +122,8 @@ def recall(index: ChunkIndex, queries: np.ndarray, settings: list[tuple[int, int
 
 
 def in_process(index_dir: Path, work: Path, nprobes: int, refine: int, repeats: int) -> dict[str, Any]:
-    from aquifer.service.retrieval import Retriever, Timings
+    from aquifer.service.metrics import Timings
+    from aquifer.service.retrieval import Retriever
     from aquifer.service.schemas import ContextRequest
     from aquifer.settings import Settings
     from aquifer.tokenizer import count_tokens

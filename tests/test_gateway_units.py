@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from aquifer.credentials import CredentialStore, development_token
-from aquifer.service.gateway import FOLLOW_UP, NO_CONTEXT, governed_messages, render_context, turn_queries
+from aquifer.service.conversation import FOLLOW_UP, NO_CONTEXT, governed_messages, render_context, turn_queries
 from aquifer.service.schemas import ChatMessage, Chunk, Layered, Receipt
 from aquifer.settings import PROJECT_ROOT
 from tests.test_credentials import DEV_TOKENS

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from aquifer.policy import EmbeddedBackend, PolicyEngine, PolicySource, RequestContext
-from aquifer.service.retrieval import PrefilterWarmer, Retriever
+from aquifer.service.retrieval import Retriever
+from aquifer.service.warm import PrefilterWarmer, registered_contexts, warm
 from aquifer.settings import Settings
 from tests.conftest import copy_materialized
 
@@ -53,8 +54,8 @@ def test_warm_decides_every_registered_context_so_first_requests_ask_the_engine_
     setup: tuple[Retriever, CountingBackend],
 ) -> None:
     retriever, backend = setup
-    contexts = retriever.registered_contexts()
-    assert retriever.warm() == len(contexts) > 10
+    contexts = registered_contexts(retriever)
+    assert warm(retriever) == len(contexts) > 10
     version = retriever.index.version()
     assert version is not None
     classes = len(retriever.index.classes(version=version))

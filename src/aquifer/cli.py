@@ -208,7 +208,7 @@ def serve(
     """Serve the governed retrieval API (POST /v1/context; docs at /docs) with uvicorn."""
     import uvicorn
 
-    from aquifer.service import create_app
+    from aquifer.service.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
 

@@ -23,13 +23,10 @@ The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy,
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +41,6 @@ from aquifer.embedding import Embedder
 from aquifer.index import ChunkIndex, class_key, resource_of, sql_in
 from aquifer.lake import Lake
 from aquifer.lineage import LineageError, trace
-from aquifer.pii import PiiSpan, redact
 from aquifer.policy import (
     INVALID_INPUT,
     POLICY_ENGINE_UNAVAILABLE,
@@ -54,84 +50,20 @@ from aquifer.policy import (
     RequestContext,
     Resource,
 )
+from aquifer.service.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated, Unavailable
+from aquifer.service.metrics import Timings
+from aquifer.service.packing import Stamp, pack
 from aquifer.service.schemas import (
     Chunk,
     ContextRequest,
     ContextResponse,
-    Layered,
-    Receipt,
-    Redaction,
     Withheld,
 )
 from aquifer.settings import Settings
-from aquifer.tokenizer import EMBEDDING_MODEL, count_tokens
+from aquifer.tokenizer import EMBEDDING_MODEL
 
-log = logging.getLogger("aquifer.service")
-
-STAGES = ("auth", "policy", "embedding", "search", "assembly", "log")
 ACTIONS_OF_KINDS = {"context": "read_context", "chat": "chat"}
 """The policy action (``input.action``) a serving kind of decision record asks for."""
-
-
-class RetrievalError(Exception):
-    status = 500
-    error = "internal"
-
-    def __init__(self, detail: str, *, reasons: list[str] | None = None, explanations: list[str] | None = None,
-                 field: str | None = None) -> None:  # fmt: skip
-        super().__init__(detail)
-        self.detail, self.reasons, self.explanations, self.field = detail, reasons or [], explanations or [], field
-
-
-class Unauthenticated(RetrievalError):
-    status, error = 401, "unauthenticated"
-
-
-class Forbidden(RetrievalError):
-    status, error = 403, "forbidden"
-
-
-class NotFound(RetrievalError):
-    status, error = 404, "not_found"
-
-
-class InvalidRequest(RetrievalError):
-    status, error = 422, "invalid_request"
-
-
-class BadRequest(RetrievalError):
-    """A gateway request that cannot be governed as sent (OpenAI-compatible routes answer 400, not 422)."""
-
-    status, error = 400, "invalid_request"
-
-
-class UpstreamError(RetrievalError):
-    """The model endpoint was unreachable or answered with an error."""
-
-    status, error = 502, "upstream_error"
-
-
-class UpstreamTimeout(RetrievalError):
-    """The model endpoint did not answer (or stopped streaming) within the model's ``timeout_s``."""
-
-    status, error = 504, "upstream_timeout"
-
-
-class Unavailable(RetrievalError):
-    status, error = 503, "unavailable"
-
-
-@dataclass
-class Timings:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -312,39 +244,6 @@ class Retriever:
             self._prefilters[key] = (allowed, withheld)
         return allowed, withheld
 
-    def registered_contexts(self) -> list[RequestContext]:
-        """Every (agent, purpose, model) the catalog registers, for each serving action: what :meth:`warm` decides
-        ahead of time (whether each is allowed is the policy's answer, not this list's)."""
-        return [
-            RequestContext(agent.id, purpose, model, action=action)
-            for agent in self.engine.catalog.agents.values()
-            for purpose in agent.purposes
-            for model in agent.models
-            for action in ACTIONS_OF_KINDS.values()
-        ]
-
-    def warm(self, stop: threading.Event | None = None) -> int:
-        """Decide ahead of the first request: for every (agent, purpose, model) the catalog registers, the request
-        decision of each serving action and, where it allows, the prefilter over every class of the current index.
-        Returns how many contexts were decided. Both engines take about a millisecond per class and context (see
-        docs/benchmarks.md), so deciding them on the first request of each context would cost that request tens
-        of milliseconds; decided here (by :class:`PrefilterWarmer`, off the request path) it costs a lookup. The
-        policy still decides every context: this only chooses which to ask about early, and a context not listed
-        here is decided when it is first asked for."""
-        version = self.index.version()
-        if version is None:
-            return 0
-        contexts = self.registered_contexts()
-        for n, ctx in enumerate(contexts):
-            if stop is not None and stop.is_set():
-                return n
-            if self.engine.decide(ctx).request.allow:
-                try:
-                    self.allowed_classes(ctx, version)
-                except Unavailable:
-                    return n
-        return len(contexts)
-
     def retrieve(self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context") -> Retrieval:
         """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (403)."""
         ctx = RequestContext(agent, request.purpose, request.model, action=ACTIONS_OF_KINDS[kind])
@@ -370,7 +269,14 @@ class Retriever:
             decided = self.engine.decide(ctx, resources)
         with timings.stage("assembly"):
             retrieval = Retrieval(ctx, version, f"dec_{uuid.uuid4().hex}", rows, resources, decided, withheld)
-            self._assemble(retrieval, request.max_tokens)
+            stamp = Stamp(version, decided.revision, retrieval.decision_id)
+            similarity = self.settings.near_duplicate_similarity
+            packed = pack(rows, decided.resources, stamp, max_tokens=request.max_tokens, similarity=similarity)
+            retrieval.chunks, retrieval.near_duplicates, retrieval.over_budget = (
+                packed.chunks,
+                packed.near_duplicates,
+                packed.over_budget,
+            )
         return retrieval
 
     # -- the other actions: lineage, decision records, the model list ---------------------------------------------
@@ -507,99 +413,6 @@ class Retriever:
             over_budget=r.over_budget,
             withheld=r.withheld,
         )
-
-    def _assemble(self, retrieval: Retrieval, max_tokens: int | None) -> None:
-        candidates = []
-        for row, decision in zip(retrieval.rows, retrieval.decided.resources, strict=True):
-            if not decision.allow:
-                continue
-            types = decision.obligations.redact
-            spans = [PiiSpan(s["type"], s["start"], s["end"]) for s in row["pii_spans"] or []]
-            text = redact(row["text"], spans, types) if types else row["text"]
-            counts: dict[str, int] = {}
-            for span in spans:
-                if span.type in types:
-                    counts[span.type] = counts.get(span.type, 0) + 1
-            candidates.append((row, decision, text, counts))
-        # stable order: best score first, ties by chunk id
-        candidates.sort(key=lambda c: (-round(c[0]["score"], 6), c[0]["chunk_id"]))
-        kept: list[np.ndarray] = []
-        distinct = []
-        for candidate in candidates:
-            vector = np.asarray(candidate[0]["vector"], dtype=np.float32)
-            if kept and float(np.max(np.stack(kept) @ vector)) >= self.settings.near_duplicate_similarity:
-                retrieval.near_duplicates += 1
-                continue
-            kept.append(vector)
-            distinct.append(candidate)
-        tokens = count_tokens([c[2] for c in distinct]) if distinct else []
-        used = 0
-        for (row, decision, text, counts), n in zip(distinct, tokens, strict=True):
-            if max_tokens is not None and used + n > max_tokens:
-                retrieval.over_budget += 1
-                continue
-            used += n
-            retrieval.chunks.append(
-                Chunk(
-                    chunk_id=row["chunk_id"],
-                    text=text,
-                    score=round(row["score"], 6),
-                    dataset=row["dataset"],
-                    layer=row["layer"],
-                    classification=row["classification"],
-                    tokens=n,
-                    redactions=[Redaction(type=t, count=c) for t, c in sorted(counts.items())],
-                    label=decision.obligations.label,
-                    receipt=Receipt(
-                        source_uri=row["source_uri"],
-                        source_sha256=row["source_sha256"],
-                        bronze=Layered(id=row["bronze_id"], delta_version=row["bronze_version"]),
-                        silver=Layered(id=row["silver_id"], delta_version=row["silver_version"]),
-                        gold=Layered(id=row["gold_id"], delta_version=row["gold_version"]),
-                        platinum=Layered(id=row["platinum_id"], delta_version=row["platinum_version"]),
-                        dagster_run_id=row["run_id"],
-                        embedding_model=row["embedding_model"],
-                        index_version=retrieval.version,
-                        policy_revision=retrieval.decided.revision,
-                        decision_id=retrieval.decision_id,
-                    ),
-                )
-            )
-
-
-class PrefilterWarmer:
-    """A daemon thread that calls :meth:`Retriever.warm` whenever the policy revision or the index version changes
-    (checked every ``interval_s``), so the first request of each registered context finds its decisions made."""
-
-    def __init__(self, retriever: Retriever, *, interval_s: float = 1.0) -> None:
-        self.retriever, self.interval_s = retriever, interval_s
-        self.warmed: tuple[str, int | None] | None = None
-        self.last_seconds: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="aquifer-prefilter-warmer", daemon=True)
-
-    def start(self) -> PrefilterWarmer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                key = (self.retriever.engine.revision, self.retriever.index.version())
-                if key != self.warmed and self.retriever.engine.error is None and key[1] is not None:
-                    start = time.perf_counter()
-                    done = self.retriever.warm(self._stop)
-                    if done == len(self.retriever.registered_contexts()):  # else: stopped, or the engine failed
-                        self.last_seconds = time.perf_counter() - start
-                        self.warmed = key
-            except Exception:  # a warmer that fails only leaves decisions to be made on demand
-                log.exception("prefilter warm-up failed; decisions are made on demand")
-                self.warmed = None
-            self._stop.wait(self.interval_s)
 
 
 def _aware(value: Any) -> dt.datetime:

@@ -1,0 +1,63 @@
+"""The dependencies routes declare: the shared resources of the service (created in its lifespan) and the
+authenticated agent. Typed aliases, so a route says ``agent: AgentDep`` and gets the agent id."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from aquifer.service.errors import Unauthenticated
+from aquifer.service.gateway import Gateway
+from aquifer.service.metrics import Metrics, Timings
+from aquifer.service.retrieval import Retriever
+from aquifer.service.warm import PrefilterWarmer
+
+bearer = HTTPBearer(auto_error=False, description="An agent token (aquifer agents issue-token)")
+
+
+def get_retriever(request: Request) -> Retriever:
+    return request.app.state.retriever  # type: ignore[no-any-return]
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+def get_warmer(request: Request) -> PrefilterWarmer | None:
+    return request.app.state.warmer  # type: ignore[no-any-return]
+
+
+RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+WarmerDep = Annotated[PrefilterWarmer | None, Depends(get_warmer)]
+
+
+def current_agent(
+    request: Request,
+    retriever: RetrieverDep,
+    metrics: MetricsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The agent the bearer token authenticates (401 otherwise); starts the request's :class:`Timings`."""
+    timings = Timings()
+    with timings.stage("auth"):
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthenticated("missing bearer token (Authorization: Bearer <agent token>)")
+        agent = retriever.authenticate(credentials.credentials)
+    metrics.stage.labels("auth").observe(timings.seconds["auth"])
+    request.state.timings = timings
+    return agent
+
+
+def get_timings(request: Request, agent: Annotated[str, Depends(current_agent)]) -> Timings:
+    """The request's stage timings (after authentication)."""
+    return request.state.timings  # type: ignore[no-any-return]
+
+
+AgentDep = Annotated[str, Depends(current_agent)]
+TimingsDep = Annotated[Timings, Depends(get_timings)]
