@@ -107,13 +107,13 @@ def per_batch(engine: PolicyEngine, repeats: int) -> dict[str, Any]:
 
 def first_requests(engine: PolicyEngine) -> dict[str, Any] | None:
     """The prefilter of every registered context over the sample index: on demand, the warm-up, and after it."""
-    from aquifer.index import ChunkIndex
+    from aquifer.index import LanceDBStore
     from aquifer.service.retrieval import Retriever
     from aquifer.service.warm import registered_contexts, warm
     from aquifer.settings import get_settings
 
     settings = get_settings()
-    index = ChunkIndex.from_settings(settings)
+    index = LanceDBStore.from_settings(settings)
     version = index.version()
     if version is None:
         print(f"no sample index at {index.uri}: run `make materialize` for the first-request figures", file=sys.stderr)

@@ -2,7 +2,7 @@ import dagster as dg
 
 from aquifer.catalog import Catalog
 from aquifer.embedding import get_embedder
-from aquifer.index import TABLE, ChunkIndex
+from aquifer.index import TABLE, LanceDBStore, sync
 from aquifer.tokenizer import EMBEDDING_MODEL
 from pipelines.defs.index.checks import IN_SYNC, IN_SYNC_DESCRIPTION, in_sync
 from pipelines.defs.resources import AquiferResource
@@ -28,9 +28,9 @@ def build(catalog: Catalog) -> list[dg.AssetsDefinition]:
     )
     def index_chunks(aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
         settings, lake, catalog = aquifer.settings(), aquifer.lake(), aquifer.catalog()
-        index = ChunkIndex.from_settings(settings)
+        index = LanceDBStore.from_settings(settings)
         embedder = get_embedder()
-        result = index.sync(lake, catalog, embedder)
+        result = sync(index, lake, catalog, embedder)
         indexes = index.ensure_indexes()
         outcome = in_sync(index, lake, catalog)
         return dg.MaterializeResult(

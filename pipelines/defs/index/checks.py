@@ -3,7 +3,7 @@
 import polars as pl
 
 from aquifer.catalog import Catalog
-from aquifer.index import RECEIPT_COLUMNS, ChunkIndex
+from aquifer.index import RECEIPT_COLUMNS, VectorStore
 from aquifer.lake import Lake
 from aquifer.medallion.checks import CheckOutcome
 
@@ -14,7 +14,7 @@ IN_SYNC_DESCRIPTION = (
 )
 
 
-def in_sync(index: ChunkIndex, lake: Lake, catalog: Catalog) -> CheckOutcome:
+def in_sync(index: VectorStore, lake: Lake, catalog: Catalog) -> CheckOutcome:
     platinum = {
         i
         for d in catalog.sources

@@ -9,7 +9,7 @@ and turns the policy into a search prefilter.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
@@ -55,45 +55,127 @@ class RequestContext:
 class Resource:
     """The class of a chunk: every attribute of it the policy may read (``input.resource``).
 
-    >>> Resource("hr_case_notes", "confidential", pii_types=("phone", "email")).pii_types
-    ('email', 'phone')
+    This class owns the attributes: their input document (:meth:`as_input`), the prefilter's class key, in Python
+    (:attr:`key`) and as a polars expression (:meth:`key_expr`), from one definition, and the construction from a
+    stored row (:meth:`from_row`). A new attribute is a new field here (text, ``tuple[str, ...]`` or ``bool``) and
+    the Rego that reads it; the index stores it as a column of the same name.
+
+    >>> r = Resource("hr_case_notes", "confidential", pii_types=("phone", "email"))
+    >>> r.pii_types, r.key
+    (('email', 'phone'), 'hr_case_notes/platinum/confidential/email,phone/trusted')
     """
 
     dataset: str
     classification: str
     layer: str = "platinum"
     pii_types: tuple[str, ...] = ()
-    untrusted: bool = False
+    untrusted: bool = field(default=False, metadata={"key": ("untrusted", "trusted")})
 
     def __post_init__(self) -> None:
-        # One canonical form per class, so equal classes share a cache entry.
-        object.__setattr__(self, "pii_types", tuple(sorted(set(self.pii_types))))
+        # One canonical form per class, so equal classes share a cache entry (lists sorted and deduplicated).
+        for f in fields(self):
+            if _kind(f) == "list":
+                object.__setattr__(self, f.name, tuple(sorted(set(getattr(self, f.name)))))
+
+    @classmethod
+    def kinds(cls) -> dict[str, str]:
+        """Each attribute's kind: ``text``, ``list`` (a tuple of texts) or ``flag`` (a bool)."""
+        return {f.name: _kind(f) for f in fields(cls)}
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """The attribute names, in class-key order (``dataset`` first)."""
+        names = [f.name for f in fields(cls)]
+        return ["dataset", "layer", "classification", *(n for n in names if n not in _LEADING)]
 
     def invalid_fields(self) -> list[str]:
         """The attributes that are not identifiers (empty when the class may be sent to an engine)."""
-        bad = [name for name in ("dataset", "layer", "classification") if not is_identifier(getattr(self, name))]
-        return bad + (["pii_types"] if not all(is_identifier(t) for t in self.pii_types) else [])
+        bad = []
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _kind(f)
+            if kind == "flag":
+                ok = isinstance(value, bool)
+            elif kind == "list":
+                ok = all(is_identifier(v) for v in value)
+            else:
+                ok = is_identifier(value)
+            if not ok:
+                bad.append(f.name)
+        return bad
 
     def as_input(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "layer": self.layer,
-            "classification": self.classification,
-            "pii_types": list(self.pii_types),
-            "untrusted": self.untrusted,
-        }
+        doc: dict[str, Any] = {}
+        for name in self.columns():
+            value = getattr(self, name)
+            doc[name] = list(value) if isinstance(value, tuple) else value
+        return doc
+
+    @property
+    def key(self) -> str:
+        """The string the prefilter matches: every attribute, in :meth:`columns` order."""
+        by_name = {f.name: f for f in fields(self)}
+        parts = []
+        for name in self.columns():
+            f, value = by_name[name], getattr(self, name)
+            kind = _kind(f)
+            if kind == "list":
+                parts.append(",".join(value))
+            elif kind == "flag":
+                yes, no = _flag_labels(f)
+                parts.append(yes if value else no)
+            else:
+                parts.append(value)
+        return KEY_SEPARATOR.join(parts)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], *, layer: str = "platinum") -> Resource:
-        """The class of a platinum (or gold) row as the lake stores it (platinum rows are trusted by certification;
-        gold rows carry their own ``untrusted`` flag)."""
-        return cls(
-            dataset=str(row["dataset"]),
-            classification=str(row["classification"]),
-            layer=layer,
-            pii_types=tuple(row.get("pii_types") or ()),
-            untrusted=bool(row.get("untrusted", False)),
-        )
+    def key_expr(cls) -> Any:
+        """:attr:`key` as a polars expression over a frame holding the attribute columns."""
+        import polars as pl
+
+        by_name = {f.name: f for f in fields(cls)}
+        parts = []
+        for name in cls.columns():
+            f = by_name[name]
+            kind = _kind(f)
+            if kind == "list":
+                parts.append(pl.col(name).list.sort().list.join(","))
+            elif kind == "flag":
+                yes, no = _flag_labels(f)
+                parts.append(pl.when(pl.col(name)).then(pl.lit(yes)).otherwise(pl.lit(no)))
+            else:
+                parts.append(pl.col(name))
+        return pl.concat_str(parts, separator=KEY_SEPARATOR)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], **defaults: Any) -> Resource:
+        """The class of a stored row: an index row holds every attribute; a lake row may lack some (platinum rows
+        have no ``layer`` or ``untrusted`` column), which then take ``defaults`` or the field's default."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = row.get(f.name)
+            if value is None:
+                value = defaults.get(f.name, f.default)
+            if value is MISSING:
+                msg = f"the row has no {f.name!r}, which a resource class needs"
+                raise KeyError(msg)
+            kind = _kind(f)
+            values[f.name] = tuple(value or ()) if kind == "list" else bool(value) if kind == "flag" else str(value)
+        return cls(**values)
+
+
+KEY_SEPARATOR = "/"
+_LEADING = ("dataset", "layer", "classification")
+
+
+def _kind(f: Any) -> str:
+    """How an attribute is stored and keyed: ``text``, ``list`` (tuple of texts) or ``flag`` (bool)."""
+    kind = str(f.type)
+    return "list" if kind.startswith("tuple") else "flag" if kind == "bool" else "text"
+
+
+def _flag_labels(f: Any) -> tuple[str, str]:
+    labels: tuple[str, str] = f.metadata.get("key", (f.name, f"not_{f.name}"))
+    return labels
 
 
 class Obligations(BaseModel):

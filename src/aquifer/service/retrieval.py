@@ -5,7 +5,7 @@ The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy,
 1. the token names an agent (:class:`aquifer.credentials.Authenticator`);
 2. the request-level decision (purpose, model) - refused before any search;
 3. the prefilter: the policy evaluated once over every resource class present in the index, cached per (agent,
-   purpose, model, policy revision, index version), becomes a LanceDB ``where`` on ``class_key``, so the search
+   purpose, model, policy revision, index version), becomes the store's filter on ``class_key``, so the search
    returns top_k allowed chunks, never fewer because of filtering;
 4. the vector search, with the prefilter; chunks past their freshness SLA (``fresh_until``) are excluded by id;
 5. a per-chunk decision on what came back: a chunk the policy denies is dropped even though the prefilter let it
@@ -38,7 +38,7 @@ from aquifer.audit.prove import load_decisions
 from aquifer.catalog import Model
 from aquifer.credentials import AuthenticationError, Authenticator, CredentialStore
 from aquifer.embedding import Embedder
-from aquifer.index import ChunkIndex, class_key, resource_of, sql_in
+from aquifer.index import LanceDBStore, VectorStore
 from aquifer.lake import Lake
 from aquifer.lineage import LineageError, trace
 from aquifer.policy import (
@@ -121,14 +121,14 @@ class Retriever:
         settings: Settings,
         *,
         engine: PolicyEngine | None = None,
-        index: ChunkIndex | None = None,
+        index: VectorStore | None = None,
         embedder: Embedder | None = None,
         log: DecisionLog | None = None,
         authenticator: Authenticator | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine or PolicyEngine.from_settings(settings)
-        self.index = index or ChunkIndex.from_settings(settings)
+        self.index: VectorStore = index or LanceDBStore.from_settings(settings)
         self.embedder = embedder or Embedder()
         self.log = log or DecisionLog(settings.decisions_dir, segment_bytes=settings.decision_log_segment_bytes)
         self.authenticator = authenticator or Authenticator(
@@ -222,7 +222,7 @@ class Retriever:
         batch = self.engine.decide(ctx, classes)
         if any(d.reasons == [POLICY_ENGINE_UNAVAILABLE] for d in batch.resources):
             raise Unavailable("the policy engine cannot decide the prefilter", reasons=[POLICY_ENGINE_UNAVAILABLE])
-        allowed = [class_key(r) for r, d in zip(classes, batch.resources, strict=True) if d.allow]
+        allowed = [r.key for r, d in zip(classes, batch.resources, strict=True) if d.allow]
         denied: dict[str, tuple[set[str], dict[str, str]]] = {}
         for resource, decision in zip(classes, batch.resources, strict=True):
             if not decision.allow:
@@ -257,15 +257,12 @@ class Retriever:
             with timings.stage("embedding"):
                 vector = self._embed(request.query)
             with timings.stage("search"):
-                where = sql_in("class_key", allowed)
                 stale = self.index.stale_ids(moment, version=version)
-                if stale:
-                    where = f"({where}) AND NOT ({sql_in('platinum_id', stale)})"
-                rows = self.index.search(vector, where=where, k=request.top_k, version=version)
+                rows = self.index.search(vector, classes=allowed, exclude_ids=stale, k=request.top_k, version=version)
                 # defence in depth: nothing past its freshness SLA leaves, whatever the filter said
                 rows = [r for r in rows if r["fresh_until"] is None or _aware(r["fresh_until"]) >= moment]
         with timings.stage("policy"):
-            resources = [resource_of(r) for r in rows]
+            resources = [Resource.from_row(r) for r in rows]
             decided = self.engine.decide(ctx, resources)
         with timings.stage("assembly"):
             retrieval = Retrieval(ctx, version, f"dec_{uuid.uuid4().hex}", rows, resources, decided, withheld)
@@ -285,9 +282,7 @@ class Retriever:
         """The index row of a chunk id (or of its platinum id), or None."""
         if not self.index.exists():
             raise Unavailable("no index: materialize index/chunks")
-        column = "platinum_id" if chunk_id.startswith("plt_") else "chunk_id"
-        rows = self.index.table().search().where(sql_in(column, [chunk_id])).limit(1).to_list()
-        return rows[0] if rows else None
+        return self.index.row(chunk_id)
 
     def lineage(self, agent: str, chunk_id: str, *, purpose: str | None, model: str | None) -> dict[str, Any]:
         """The lineage of a chunk this agent may read for this purpose and model (default: its first purpose and
@@ -296,7 +291,7 @@ class Retriever:
         ctx = RequestContext(agent, purpose or entry.purposes[0], model or entry.default_model, action="read_lineage")
         self.authorize(ctx, kind="lineage", ref=chunk_id)
         row = self.indexed_row(chunk_id)
-        resources = [resource_of(row)] if row else []
+        resources = [Resource.from_row(row)] if row else []
         batch = self.engine.decide(ctx, resources)
         for decision in batch.resources:
             self._raise_if_undecided(decision)
