@@ -69,7 +69,7 @@ def bare_pass(landing: Path, out: Path) -> tuple[float, int]:
 
 
 def run_pipeline(executor: str) -> dict[str, Any]:
-    from aquifer.runs import dagster_instance, materialize
+    from pipelines.runs import dagster_instance, materialize
 
     instance = dagster_instance()
     start = time.perf_counter()

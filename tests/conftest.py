@@ -49,7 +49,7 @@ def materialized_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import dagster as dg
 
     from aquifer import sample
-    from aquifer.runs import materialize
+    from pipelines.runs import materialize
 
     data = tmp_path_factory.mktemp("materialized") / "data"
     sample.generate(data / "landing", scale=1, seed=7)

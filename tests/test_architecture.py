@@ -25,3 +25,55 @@ def test_the_sdk_does_not_load_the_server(statement: str) -> None:
 def test_the_package_still_offers_its_names_on_first_use() -> None:
     loaded = _loaded("from aquifer import Lake, load_catalog, get_settings")
     assert {"polars", "deltalake"} <= loaded
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every aquifer module and the aquifer/pipelines modules it imports (lazily too; not under TYPE_CHECKING)."""
+    import ast
+
+    from aquifer.settings import PROJECT_ROOT
+
+    root = PROJECT_ROOT / "src"
+    graph: dict[str, set[str]] = {}
+    for path in sorted((root / "aquifer").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(
+            node.test) for child in node.body for n in ast.walk(child)}  # fmt: skip
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        graph[module] = {n for n in names if n.split(".")[0] in ("aquifer", "pipelines")}
+    return graph
+
+
+def test_the_library_never_imports_the_code_location_except_the_cli() -> None:
+    offenders = {m: sorted(i for i in deps if i.startswith("pipelines")) for m, deps in _imports().items()}
+    assert {m: d for m, d in offenders.items() if d} == {"aquifer.cli": ["pipelines.runs"]}
+
+
+def test_no_import_cycle_between_library_modules() -> None:
+    graph = _imports()
+    modules = set(graph)
+    edges = {m: {d for d in deps if d in modules and d != m} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in sorted(modules):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []

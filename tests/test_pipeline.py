@@ -16,7 +16,7 @@ from aquifer.catalog import Catalog
 from aquifer.cli import app
 from aquifer.lake import Lake
 from aquifer.lineage import trace, verify
-from aquifer.runs import RunSummary, materialize
+from pipelines.runs import RunSummary, materialize
 
 pytestmark = pytest.mark.slow
 LAYERS = ("bronze", "silver", "gold", "platinum")

@@ -24,8 +24,8 @@ from aquifer.catalog import load_catalog
 from aquifer.cli import app
 from aquifer.client import AquiferClient, AquiferError, AsyncAquiferClient
 from aquifer.lake import Lake
-from aquifer.runs import materialize
 from aquifer.settings import get_settings
+from pipelines.runs import materialize
 from tests import policy_oracle
 from tests.conftest import copy_materialized
 from tests.servers import AquiferServer, chromium, render

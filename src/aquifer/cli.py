@@ -84,7 +84,7 @@ def materialize(
     ] = "in_process",
 ) -> None:
     """Run the pipelines: promote new landing data through bronze, silver, gold and platinum."""
-    from aquifer.runs import materialize as run
+    from pipelines.runs import materialize as run
 
     if executor not in ("in_process", "multiprocess"):
         raise _fail(f"--executor {executor!r}: choose in_process or multiprocess")
@@ -412,8 +412,8 @@ def policy_explain(
     """Say whether the policy lets this agent see this chunk through this model, and which rules decided."""
     from aquifer.ids import is_identifier
     from aquifer.lake import Lake
+    from aquifer.lineage import find_chunk
     from aquifer.policy import PolicyEngineUnavailable, RequestContext
-    from aquifer.policy.explain import find_chunk
 
     for option, value in (("--agent", agent), ("--purpose", purpose), ("--model", model), ("--action", action)):
         if not is_identifier(value):

@@ -12,12 +12,16 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from aquifer.lake import Lake
 from aquifer.medallion.common import layer_of
+from aquifer.policy.decision import Resource
+
+if TYPE_CHECKING:
+    from aquifer.catalog import Catalog
 
 KEY = {"bronze": "record_id", "silver": "silver_id", "gold": "chunk_id", "platinum": "platinum_id"}
 _DETAIL = {
@@ -174,3 +178,22 @@ def verify(nodes: list[Node], landing_dir: Path) -> list[str]:
         if actual != expected:
             problems.append(f"{uri}: sha256 is {actual}, bronze recorded {expected} (the file changed)")
     return problems
+
+
+def find_chunk(lake: Lake, catalog: Catalog, chunk_id: str) -> tuple[dict[str, Any], Resource] | None:
+    """The row of chunk ``chunk_id`` (a chunk id or a platinum id) and its resource class: from platinum when
+    certified, else from gold (``aquifer policy explain --chunk``)."""
+    for layer in ("platinum", "gold"):
+        for dataset in catalog.sources:
+            if not lake.exists(layer, dataset):
+                continue
+            lf = lake.scan(layer, dataset)
+            names = lf.collect_schema().names()
+            cond = pl.col("chunk_id") == chunk_id
+            if "platinum_id" in names:
+                cond = cond | (pl.col("platinum_id") == chunk_id)
+            rows = lf.filter(cond).head(1).collect()
+            if rows.height:
+                row = rows.row(0, named=True)
+                return row, Resource.from_row(row, layer=layer)
+    return None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from aquifer.audit.chain import chain_gaps_of
 from aquifer.audit.log import read_records
 from aquifer.audit.records import SCHEMA, to_frame
 from aquifer.lake import CommitInfo, Lake
@@ -67,8 +68,6 @@ def compact(lake: Lake, directory: Path, *, commit: CommitInfo, batch: int = 500
 
 def chain_gaps(lake: Lake, *, from_seq: int = 1) -> list[str]:
     """Breaks in the table's hash chain from ``from_seq`` on (the check after each compaction)."""
-    from aquifer.audit.prove import chain_gaps_of
-
     if not lake.exists(LAYER, TABLE):
         return []
     chain = (

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from aquifer.audit.chain import chain_gaps_of
 from aquifer.audit.compact import LAYER, TABLE, table_max_seq
 from aquifer.audit.log import read_records
 from aquifer.audit.records import SCHEMA, SERVING_KINDS, to_frame
@@ -142,26 +143,3 @@ def prove(
         for r in hits.select("decision_id", "time", "agent", "model", "id", "dataset").iter_rows(named=True)
     ]
     return proof
-
-
-def chain_gaps_of(chain: pl.DataFrame, window_start: int | None) -> list[str]:
-    """Every break in the hash chain of ``chain`` (rows sorted by seq)."""
-    gaps: list[str] = []
-    if chain.is_empty():
-        return gaps
-    logs = chain["log"].unique().to_list()
-    if len(logs) > 1:
-        gaps.append(f"the log was restarted: records from {len(logs)} different logs ({', '.join(sorted(logs))})")
-    first = chain.row(0, named=True)
-    if window_start is not None and first["seq"] != window_start - 1 and window_start != 1:
-        gaps.append(f"record {window_start - 1}, just before the window, is missing")
-    if first["seq"] == 1 and first["prev"] != first["log"]:
-        gaps.append("record 1 does not start its log (its prev is not the log id)")
-    prev_seq, prev_hash = first["seq"], first["hash"]
-    for row in chain.slice(1).iter_rows(named=True):
-        if row["seq"] != prev_seq + 1:
-            gaps.append(f"records {prev_seq + 1}..{row['seq'] - 1} are missing")
-        elif row["prev"] != prev_hash:
-            gaps.append(f"record {row['seq']} does not follow record {prev_seq} (hash chain broken)")
-        prev_seq, prev_hash = row["seq"], row["hash"]
-    return gaps

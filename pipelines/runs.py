@@ -66,7 +66,7 @@ def materialize(
     instance: dg.DagsterInstance | None = None,
 ) -> RunSummary:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)  # raised by Dagster's own internals, not actionable
-    # the code location loads the catalog and Dagster: import it only when a run is asked for
+    # the code location loads the catalog and every asset: import it only when a run is asked for
     from pipelines.definitions import all_assets_job, defs, multiprocess_job
 
     instance = instance or dagster_instance()
