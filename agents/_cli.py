@@ -20,8 +20,14 @@ def run(agent: str, doc: str | None, argv: list[str] | None = None, *, stream: b
     args = parser.parse_args(argv)
     console = Console()
     try:
-        answer = ask(args.question, agent=agent, base_url=args.url, model=args.model, max_tokens=args.max_tokens,
-                     on_text=(lambda piece: print(piece, end="", flush=True)) if stream else None)  # fmt: skip
+        answer = ask(
+            args.question,
+            agent=agent,
+            base_url=args.url,
+            model=args.model,
+            max_tokens=args.max_tokens,
+            on_text=(lambda piece: print(piece, end="", flush=True)) if stream else None,
+        )
     except AskError as exc:
         print(f"{agent}: {exc}", file=sys.stderr)
         return 1

@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         for code, why in zip(exc.reasons, exc.explanations, strict=False):
             print(f"  {code}: {why}", file=sys.stderr)
         return 1
-    print(f"{args.agent} ({purpose}, {model}, {answer.locality}): {len(answer.chunks)} chunks, {answer.tokens} tokens,"
-          f" decision {answer.decision_id}")  # fmt: skip
+    print(
+        f"{args.agent} ({purpose}, {model}, {answer.locality}): {len(answer.chunks)} chunks, {answer.tokens} tokens,"
+        f" decision {answer.decision_id}"
+    )
     for i, chunk in enumerate(answer.chunks, 1):
         redacted = ", ".join(f"{r.count} {r.type}" for r in chunk.redactions) or "nothing"
         print(f"[{i}] {chunk.dataset} ({chunk.classification}), score {chunk.score:.3f}, redacted: {redacted}")

@@ -44,10 +44,15 @@ from tests.servers import AquiferServer, RecordingModel, llama_server  # noqa: E
 
 TOKEN = "aq_devsupport_development-only-support-assistant"
 QUESTIONS = [
-    "How do refunds work?", "How do I reset my password?", "How do I set up single sign-on?",
-    "Why was my invoice rejected?", "What are the API rate limits?", "How do I delete a workspace?",
-    "How do I export the audit log?", "Why is the dashboard slow?",
-]  # fmt: skip
+    "How do refunds work?",
+    "How do I reset my password?",
+    "How do I set up single sign-on?",
+    "Why was my invoice rejected?",
+    "What are the API rate limits?",
+    "How do I delete a workspace?",
+    "How do I export the audit log?",
+    "Why is the dashboard slow?",
+]
 CONVERSATION = [
     "How do refunds work?",
     "How long does a refund take to arrive?",
@@ -62,8 +67,9 @@ def stream_timed(url: str, body: dict[str, Any], headers: dict[str, str]) -> tup
     """(time to first content token, total time, text) of one streamed chat completion."""
     start = time.perf_counter()
     first, text = None, []
-    with httpx.stream("POST", url + "/chat/completions", json={**body, "stream": True}, headers=headers,
-                      timeout=300) as response:  # fmt: skip
+    with httpx.stream(
+        "POST", url + "/chat/completions", json={**body, "stream": True}, headers=headers, timeout=300
+    ) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -96,8 +102,13 @@ def catalog_copy(root: Path, llama: str, recorder: str) -> Path:
 
 
 def start_api(root: Path, catalog: Path, data: Path) -> tuple[str, AquiferServer]:
-    env = {**os.environ, "AQUIFER_DATA_DIR": str(data), "AQUIFER_CATALOG_DIR": str(catalog),
-           "AQUIFER_DECISION_LOG_DIR": str(root / "decisions"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AQUIFER_DATA_DIR": str(data),
+        "AQUIFER_CATALOG_DIR": str(catalog),
+        "AQUIFER_DECISION_LOG_DIR": str(root / "decisions"),
+        "HF_HUB_OFFLINE": "1",
+    }
     server = AquiferServer(env, root / "api.log", ready="/readyz")
     return server.url + "/v1", server
 
@@ -107,8 +118,9 @@ def overhead(api: str, llama: str, recorder: RecordingModel, max_tokens: int) ->
     rows = []
     for i, question in enumerate(QUESTIONS):
         ask = {"messages": [{"role": "user", "content": question}], "max_tokens": max_tokens, "temperature": 0}
-        httpx.post(api + "/chat/completions", json={**ask, "model": "bench_recorder"}, headers=auth,
-                   timeout=120).raise_for_status()  # fmt: skip
+        httpx.post(
+            api + "/chat/completions", json={**ask, "model": "bench_recorder"}, headers=auth, timeout=120
+        ).raise_for_status()
         direct_body = {**recorder.requests[-1]["body"], "model": "smollm2-135m-instruct"}
         runs: dict[str, tuple[float, float, str]] = {}
         for way in ("gateway", "direct") if i % 2 == 0 else ("direct", "gateway"):
@@ -121,11 +133,17 @@ def overhead(api: str, llama: str, recorder: RecordingModel, max_tokens: int) ->
         for way, (ttft, total, _) in runs.items():
             row.update({f"{way}_ttft": ttft, f"{way}_total": total})
         rows.append(row)
-    med = {k: statistics.median(r[k] for r in rows) for k in ("gateway_ttft", "direct_ttft", "gateway_total",
-                                                              "direct_total")}  # fmt: skip
-    return {"rows": rows, **med, "ttft_ratio": med["gateway_ttft"] / med["direct_ttft"],
-            "total_ratio": med["gateway_total"] / med["direct_total"],
-            "same_answers": sum(r["same_answer"] for r in rows)}  # fmt: skip
+    med = {
+        k: statistics.median(r[k] for r in rows)
+        for k in ("gateway_ttft", "direct_ttft", "gateway_total", "direct_total")
+    }
+    return {
+        "rows": rows,
+        **med,
+        "ttft_ratio": med["gateway_ttft"] / med["direct_ttft"],
+        "total_ratio": med["gateway_total"] / med["direct_total"],
+        "same_answers": sum(r["same_answer"] for r in rows),
+    }
 
 
 def economics(data: Path) -> dict[str, Any]:
@@ -135,22 +153,40 @@ def economics(data: Path) -> dict[str, Any]:
 
     base = Settings(data_dir=data, decision_log_dir=Path(tempfile.mkdtemp()) / "decisions")
     governed = Retriever(base)
-    naive = Retriever(base.model_copy(update={"near_duplicate_similarity": 2.0}), embedder=governed.embedder,
-                      engine=governed.engine, index=governed.index, log=governed.log)  # fmt: skip
+    naive = Retriever(
+        base.model_copy(update={"near_duplicate_similarity": 2.0}),
+        embedder=governed.embedder,
+        engine=governed.engine,
+        index=governed.index,
+        log=governed.log,
+    )
     rows = []
     for question in QUESTIONS + CONVERSATION[1:]:
         ask = {"query": question, "purpose": "customer_support", "model": "local_smollm2", "top_k": base.gateway_top_k}
-        sent = governed.context("support_assistant", ContextRequest(**ask, max_tokens=base.gateway_context_tokens),
-                                Timings())  # fmt: skip
+        sent = governed.context(
+            "support_assistant", ContextRequest(**ask, max_tokens=base.gateway_context_tokens), Timings()
+        )
         top_k = naive.context("support_assistant", ContextRequest(**ask), Timings())
-        rows.append({"question": question, "gateway_tokens": sent.tokens, "gateway_chunks": len(sent.chunks),
-                     "naive_tokens": top_k.tokens, "naive_chunks": len(top_k.chunks),
-                     "near_duplicates": sent.near_duplicates, "over_budget": sent.over_budget})  # fmt: skip
+        rows.append(
+            {
+                "question": question,
+                "gateway_tokens": sent.tokens,
+                "gateway_chunks": len(sent.chunks),
+                "naive_tokens": top_k.tokens,
+                "naive_chunks": len(top_k.chunks),
+                "near_duplicates": sent.near_duplicates,
+                "over_budget": sent.over_budget,
+            }
+        )
     gateway, naive_total = sum(r["gateway_tokens"] for r in rows), sum(r["naive_tokens"] for r in rows)
-    return {"rows": rows, "k": base.gateway_top_k, "budget": base.gateway_context_tokens,
-            "gateway_median": statistics.median(r["gateway_tokens"] for r in rows),
-            "naive_median": statistics.median(r["naive_tokens"] for r in rows),
-            "ratio": gateway / naive_total}  # fmt: skip
+    return {
+        "rows": rows,
+        "k": base.gateway_top_k,
+        "budget": base.gateway_context_tokens,
+        "gateway_median": statistics.median(r["gateway_tokens"] for r in rows),
+        "naive_median": statistics.median(r["naive_tokens"] for r in rows),
+        "ratio": gateway / naive_total,
+    }
 
 
 def _reuse(llama_log: Path, seen: int, prompt_tokens: int) -> tuple[int, int]:
@@ -172,23 +208,47 @@ def conversation(api: str, llama: str, llama_log: Path, max_tokens: int, mode: s
         seen = len(PREFIX.findall(llama_log.read_text(errors="replace")))
         body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0}
         if mode == "gateway":
-            answer = httpx.post(api + "/chat/completions", headers=auth, timeout=300,
-                                json={**body, "model": "local_smollm2"}).json()  # fmt: skip
+            answer = httpx.post(
+                api + "/chat/completions", headers=auth, timeout=300, json={**body, "model": "local_smollm2"}
+            ).json()
             sources = [c["chunk_id"] for c in answer["aquifer"]["citations"]]
         else:
             query = "\n".join(m["content"] for m in reversed(messages) if m["role"] == "user")[:4000]
-            found = httpx.post(api.removesuffix("/v1") + "/v1/context", headers=auth, timeout=120, json={
-                "query": query, "purpose": "customer_support", "model": "local_smollm2", "top_k": 6,
-                "max_tokens": 1024}).json()  # fmt: skip
+            found = httpx.post(
+                api.removesuffix("/v1") + "/v1/context",
+                headers=auth,
+                timeout=120,
+                json={
+                    "query": query,
+                    "purpose": "customer_support",
+                    "model": "local_smollm2",
+                    "top_k": 6,
+                    "max_tokens": 1024,
+                },
+            ).json()
             block, ordered = render_context([Chunk(**c) for c in found["chunks"]], order=mode)
             sources = [c.chunk_id for c in ordered]
-            answer = httpx.post(llama + "/chat/completions", timeout=300, json={
-                **body, "model": "smollm2-135m-instruct",
-                "messages": [{"role": "system", "content": block}, *messages]}).json()  # fmt: skip
+            answer = httpx.post(
+                llama + "/chat/completions",
+                timeout=300,
+                json={
+                    **body,
+                    "model": "smollm2-135m-instruct",
+                    "messages": [{"role": "system", "content": block}, *messages],
+                },
+            ).json()
         messages.append({"role": "assistant", "content": answer["choices"][0]["message"]["content"]})
         cached, fresh = _reuse(llama_log, seen, answer["usage"]["prompt_tokens"])
-        turns.append({"question": question, "prompt_tokens": answer["usage"]["prompt_tokens"], "cached": cached,
-                      "evaluated": fresh, "reuse": cached / max(1, cached + fresh), "sources": sources})  # fmt: skip
+        turns.append(
+            {
+                "question": question,
+                "prompt_tokens": answer["usage"]["prompt_tokens"],
+                "cached": cached,
+                "evaluated": fresh,
+                "reuse": cached / max(1, cached + fresh),
+                "sources": sources,
+            }
+        )
     return turns
 
 

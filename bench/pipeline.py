@@ -149,8 +149,12 @@ def main() -> None:
     rows = layer_rows(data)
     results["full"] = full
     results["rows"] = rows
-    entering = {"bronze": rows.get("bronze", 0), "silver": rows.get("bronze", 0), "gold": rows.get("silver", 0),
-                "platinum": rows.get("gold", 0)}  # fmt: skip
+    entering = {
+        "bronze": rows.get("bronze", 0),
+        "silver": rows.get("bronze", 0),
+        "gold": rows.get("silver", 0),
+        "platinum": rows.get("gold", 0),
+    }
     results["records_per_second"] = {
         layer: round(entering[layer] / seconds) for layer, seconds in full["per_layer_seconds"].items() if seconds
     }

@@ -162,8 +162,12 @@ def opa_server() -> Iterator[str]:
     if opa is None:
         raise SystemExit("--opa: no `opa` on PATH (PATH=../shared/tools/opa/bin:$PATH)")
     port = free_port()
-    proc = subprocess.Popen([opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "policies/"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "policies/"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc, timeout_s=60)
         yield f"http://127.0.0.1:{port}"
@@ -174,8 +178,10 @@ def opa_server() -> Iterator[str]:
 
 def report(name: str, engine: PolicyEngine, res: dict[str, Any], repeats: int) -> None:
     print(f"\n{name} engine (revision {engine.revision}), medians of {repeats} repeats (fewer for raw/cold)")
-    print("| batch | raw (no cache) | raw per decision | cold engine | warm engine | warm per decision | raw / warm "
-          "| Python oracle |")  # fmt: skip
+    print(
+        "| batch | raw (no cache) | raw per decision | cold engine | warm engine | warm per decision | raw / warm "
+        "| Python oracle |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in res["batches"]:
         print(
@@ -216,8 +222,10 @@ def main() -> None:
 
     measure("embedded", PolicyEngine(EmbeddedBackend(), ROOT / "policies", ROOT / "catalog"))
     if args.opa_url:
-        measure("opa", PolicyEngine(OpaBackend(args.opa_url, timeout_s=30), ROOT / "policies", ROOT / "catalog",
-                                    timeout_s=30))  # fmt: skip
+        measure(
+            "opa",
+            PolicyEngine(OpaBackend(args.opa_url, timeout_s=30), ROOT / "policies", ROOT / "catalog", timeout_s=30),
+        )
     elif args.opa:
         with opa_server() as url:
             engine = PolicyEngine(OpaBackend(url, timeout_s=30), ROOT / "policies", ROOT / "catalog", timeout_s=30)

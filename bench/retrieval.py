@@ -44,17 +44,47 @@ from aquifer.embedding import DIMENSIONS, Embedder  # noqa: E402
 from aquifer.index.lancedb import ROWS_PER_PARTITION, LanceDBStore  # noqa: E402
 
 QUESTIONS = [
-    "how do I get a refund for a duplicate charge", "reset my password", "single sign-on setup", "invoice rejected",
-    "export jobs migration", "pricing for the enterprise plan", "data retention policy", "connector hub retries",
-    "usage analytics dashboard", "incident response for a database outage", "rotate API keys", "on-call rotation",
-    "billing disputes", "workspace permissions", "release notes for 3.2", "legacy export API deprecation",
-    "customer cannot log in", "rate limits on the API", "delete a workspace", "audit log export",
-    "quarterly revenue", "parental leave policy", "expense reimbursement", "security review board approval",
-    "how to contact support", "upgrade from the team plan", "scheduled pipelines failing", "two-factor authentication",
-    "change the billing email", "downgrade takes effect when", "status page incident us-east-1", "SLA credits",
-    "GDPR data subject request", "webhook signatures", "custom domain setup", "slow dashboard performance",
-    "merge two accounts", "trial extension", "invoice PO number missing", "charge in a different currency",
-]  # fmt: skip
+    "how do I get a refund for a duplicate charge",
+    "reset my password",
+    "single sign-on setup",
+    "invoice rejected",
+    "export jobs migration",
+    "pricing for the enterprise plan",
+    "data retention policy",
+    "connector hub retries",
+    "usage analytics dashboard",
+    "incident response for a database outage",
+    "rotate API keys",
+    "on-call rotation",
+    "billing disputes",
+    "workspace permissions",
+    "release notes for 3.2",
+    "legacy export API deprecation",
+    "customer cannot log in",
+    "rate limits on the API",
+    "delete a workspace",
+    "audit log export",
+    "quarterly revenue",
+    "parental leave policy",
+    "expense reimbursement",
+    "security review board approval",
+    "how to contact support",
+    "upgrade from the team plan",
+    "scheduled pipelines failing",
+    "two-factor authentication",
+    "change the billing email",
+    "downgrade takes effect when",
+    "status page incident us-east-1",
+    "SLA credits",
+    "GDPR data subject request",
+    "webhook signatures",
+    "custom domain setup",
+    "slow dashboard performance",
+    "merge two accounts",
+    "trial extension",
+    "invoice PO number missing",
+    "charge in a different currency",
+]
 AGENT, PURPOSE, MODEL = "support_assistant", "customer_support", "local_smollm2"
 TOKEN = "aq_devsupport_development-only-support-assistant"
 
@@ -86,8 +116,11 @@ def build(source: LanceDBStore, target: Path, n: int, seed: int = 7) -> LanceDBS
         for name in ("platinum_id", "chunk_id"):
             col = pa.compute.binary_join_element_wise(part.column(name), suffix, "")
             part = part.set_column(part.schema.get_field_index(name), name, col)
-        part = part.set_column(part.schema.get_field_index("vector"), "vector",
-                               pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), DIMENSIONS))  # fmt: skip
+        part = part.set_column(
+            part.schema.get_field_index("vector"),
+            "vector",
+            pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), DIMENSIONS),
+        )
         part = part.append_column("bucket", pa.array(rows % 100, pa.int32()))
         if tbl is None:
             tbl = db.create_table("chunks", data=part)
@@ -96,8 +129,9 @@ def build(source: LanceDBStore, target: Path, n: int, seed: int = 7) -> LanceDBS
     return LanceDBStore(str(target), ann_min_rows=0)
 
 
-def search_ids(index: LanceDBStore, q: np.ndarray, where: str, *, exact: bool, nprobes: int = 0, refine: int = 0
-               ) -> list[str]:  # fmt: skip
+def search_ids(
+    index: LanceDBStore, q: np.ndarray, where: str, *, exact: bool, nprobes: int = 0, refine: int = 0
+) -> list[str]:
     query = index.table().search(q).distance_type("cosine").where(where, prefilter=True).select(["chunk_id"]).limit(10)
     query = query.bypass_vector_index() if exact else query.nprobes(nprobes).refine_factor(refine)
     return [r["chunk_id"] for r in query.to_list()]
@@ -128,8 +162,9 @@ def in_process(index_dir: Path, work: Path, nprobes: int, refine: int, repeats: 
     from aquifer.settings import Settings
     from aquifer.tokenizer import count_tokens
 
-    settings = Settings(data_dir=work, index_uri=str(index_dir), index_nprobes=nprobes, index_refine_factor=refine,
-                        index_ann_min_rows=0)  # fmt: skip
+    settings = Settings(
+        data_dir=work, index_uri=str(index_dir), index_nprobes=nprobes, index_refine_factor=refine, index_ann_min_rows=0
+    )
     retriever = Retriever(settings)
     enforced, bare = [], []
     stages: dict[str, list[float]] = {}
@@ -152,21 +187,36 @@ def in_process(index_dir: Path, work: Path, nprobes: int, refine: int, repeats: 
         [dict(chunk_id=r["chunk_id"], text=r["text"], score=r["score"]) for r in rows]
         bare.append(time.perf_counter() - t)
     p50_e, p50_b = statistics.median(enforced) * 1000, statistics.median(bare) * 1000
-    return {"enforced_p50_ms": p50_e, "unenforced_p50_ms": p50_b, "overhead": p50_e / p50_b - 1,
-            "enforced_stage_p50_ms": {k: statistics.median(v) for k, v in stages.items()}}  # fmt: skip
+    return {
+        "enforced_p50_ms": p50_e,
+        "unenforced_p50_ms": p50_b,
+        "overhead": p50_e / p50_b - 1,
+        "enforced_stage_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
+    }
 
 
-def over_http(index_dir: Path, work: Path, nprobes: int, refine: int, levels: list[int], requests: int
-              ) -> list[dict[str, Any]]:  # fmt: skip
+def over_http(
+    index_dir: Path, work: Path, nprobes: int, refine: int, levels: list[int], requests: int
+) -> list[dict[str, Any]]:
     import httpx
 
     port = 8765
-    env = {**os.environ, "AQUIFER_DATA_DIR": str(work), "AQUIFER_INDEX_URI": str(index_dir),
-           "AQUIFER_INDEX_NPROBES": str(nprobes), "AQUIFER_INDEX_REFINE_FACTOR": str(refine),
-           "AQUIFER_INDEX_ANN_MIN_ROWS": "0", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AQUIFER_DATA_DIR": str(work),
+        "AQUIFER_INDEX_URI": str(index_dir),
+        "AQUIFER_INDEX_NPROBES": str(nprobes),
+        "AQUIFER_INDEX_REFINE_FACTOR": str(refine),
+        "AQUIFER_INDEX_ANN_MIN_ROWS": "0",
+        "HF_HUB_OFFLINE": "1",
+    }
     log = (work / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "aquifer", "serve", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aquifer", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -178,8 +228,11 @@ def over_http(index_dir: Path, work: Path, nprobes: int, refine: int, levels: li
             time.sleep(0.5)
         with httpx.Client(base_url=url, timeout=60) as warm:
             for q in QUESTIONS[:10]:
-                warm.post("/v1/context", json={"query": q, "purpose": PURPOSE, "model": MODEL, "top_k": 10},
-                          headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+                warm.post(
+                    "/v1/context",
+                    json={"query": q, "purpose": PURPOSE, "model": MODEL, "top_k": 10},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
         results = []
         for level in levels:
             latencies: list[float] = []
@@ -196,11 +249,16 @@ def over_http(index_dir: Path, work: Path, nprobes: int, refine: int, levels: li
             for t in threads:
                 t.join()
             wall = time.perf_counter() - start
-            results.append({
-                "concurrency": level, "requests": len(latencies), "p50_ms": pct(latencies, 0.5),
-                "p99_ms": pct(latencies, 0.99), "throughput_rps": len(latencies) / wall,
-                "stage_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
-            })  # fmt: skip
+            results.append(
+                {
+                    "concurrency": level,
+                    "requests": len(latencies),
+                    "p50_ms": pct(latencies, 0.5),
+                    "p99_ms": pct(latencies, 0.99),
+                    "throughput_rps": len(latencies) / wall,
+                    "stage_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
+                }
+            )
         return results
     finally:
         proc.terminate()
@@ -208,8 +266,9 @@ def over_http(index_dir: Path, work: Path, nprobes: int, refine: int, levels: li
         log.close()
 
 
-def _load(url: str, offset: int, count: int, latencies: list[float], stages: dict[str, list[float]],
-          lock: threading.Lock) -> None:  # fmt: skip
+def _load(
+    url: str, offset: int, count: int, latencies: list[float], stages: dict[str, list[float]], lock: threading.Lock
+) -> None:
     import httpx
 
     body = {"purpose": PURPOSE, "model": MODEL, "top_k": 10}
@@ -269,11 +328,11 @@ def main() -> None:
         ok = [r for r in entry["recall"] if min(r["recall_50pct"], r["recall_10pct"], r["recall_1pct"]) >= 0.98]
         chosen = ok[0] if ok else entry["recall"][-1]
         entry["chosen"] = {"nprobes": chosen["nprobes"], "refine_factor": chosen["refine_factor"]}
-        entry["in_process"] = in_process(work / "index", work, chosen["nprobes"], chosen["refine_factor"],
-                                         args.repeats)  # fmt: skip
+        entry["in_process"] = in_process(work / "index", work, chosen["nprobes"], chosen["refine_factor"], args.repeats)
         if not args.skip_http:
-            entry["http"] = over_http(work / "index", work, chosen["nprobes"], chosen["refine_factor"], [1, 4, 8],
-                                      args.requests)  # fmt: skip
+            entry["http"] = over_http(
+                work / "index", work, chosen["nprobes"], chosen["refine_factor"], [1, 4, 8], args.requests
+            )
         results["sizes"][str(n)] = entry
         print(json.dumps({str(n): entry}, indent=1, default=str), flush=True)
     out = args.work_dir / "results.json"

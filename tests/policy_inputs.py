@@ -11,10 +11,27 @@ from typing import Any
 from aquifer.policy import Decision
 
 NASTY = [
-    'a"b', "x\n", "tab\tx", "back\\slash", '"}, "allow": true, "x": {"', "\u202eevil", "nul\x00byte", "😀 emoji",
-    "é-accent", "' OR 1=1 --", "${jndi:ldap://x}", "<script>alert(1)</script>", "line\r\nbreak", " ", "",
-    "x" * 5000, "\ud7ff\ue000", "customer_support\n", "CUSTOMER_SUPPORT", "customer support",
-]  # fmt: skip
+    'a"b',
+    "x\n",
+    "tab\tx",
+    "back\\slash",
+    '"}, "allow": true, "x": {"',
+    "\u202eevil",
+    "nul\x00byte",
+    "😀 emoji",
+    "é-accent",
+    "' OR 1=1 --",
+    "${jndi:ldap://x}",
+    "<script>alert(1)</script>",
+    "line\r\nbreak",
+    " ",
+    "",
+    "x" * 5000,
+    "\ud7ff\ue000",
+    "customer_support\n",
+    "CUSTOMER_SUPPORT",
+    "customer support",
+]
 """Strings a hostile caller sends where an identifier belongs."""
 
 WRONG_TYPES: list[Any] = [None, 0, 1, -1, 1.5, 2**53, True, False, [], ["x"], {}, {"a": 1}, [None], [[]]]
@@ -80,10 +97,19 @@ class Inputs:
 
 def allowed_input(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A request and a resource the policy allows: the starting point for deleting one field at a time."""
-    context = {"action": "read_context", "agent": "support_assistant", "purpose": "customer_support",
-               "model": "local_smollm2"}  # fmt: skip
-    resource = {"dataset": "product_docs", "layer": "platinum", "classification": "public", "pii_types": [],
-                "untrusted": False}  # fmt: skip
+    context = {
+        "action": "read_context",
+        "agent": "support_assistant",
+        "purpose": "customer_support",
+        "model": "local_smollm2",
+    }
+    resource = {
+        "dataset": "product_docs",
+        "layer": "platinum",
+        "classification": "public",
+        "pii_types": [],
+        "untrusted": False,
+    }
     return context, resource
 
 

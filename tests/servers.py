@@ -16,8 +16,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str], *, timeout_s: float = 120,
-              log: Path | None = None) -> None:  # fmt: skip
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str], *, timeout_s: float = 120, log: Path | None = None
+) -> None:
     """Until ``url`` answers 200; fails at once if ``proc`` exits, showing its log."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -94,10 +95,20 @@ class RecordingModel:
                     return
                 if not body.get("stream"):
                     time.sleep(owner.delay_s)
-                    answer = {"id": "cmpl-rec", "object": "chat.completion", "created": 0, "model": body["model"],
-                              "choices": [{"index": 0, "finish_reason": "stop",
-                                           "message": {"role": "assistant", "content": owner.reply}}],
-                              "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}}  # fmt: skip
+                    answer = {
+                        "id": "cmpl-rec",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": owner.reply},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+                    }
                     self._send(200, json.dumps(answer).encode(), "application/json")
                     return
                 if not owner.stall_after_first:
@@ -106,9 +117,15 @@ class RecordingModel:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 for i, word in enumerate(owner.reply.split(" ")):
-                    chunk = {"id": "cmpl-rec", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                             "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word},
-                                          "finish_reason": None}]}  # fmt: skip
+                    chunk = {
+                        "id": "cmpl-rec",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "delta": {"content": (" " if i else "") + word}, "finish_reason": None}
+                        ],
+                    }
                     self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                     self.wfile.flush()
                     if owner.stall_after_first:

@@ -7,8 +7,19 @@ import sys
 
 import pytest
 
-SERVER = {"fastapi", "starlette", "uvicorn", "lancedb", "regopy", "torch", "sentence_transformers", "polars",
-          "deltalake", "presidio_analyzer", "prometheus_client"}  # fmt: skip
+SERVER = {
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "lancedb",
+    "regopy",
+    "torch",
+    "sentence_transformers",
+    "polars",
+    "deltalake",
+    "presidio_analyzer",
+    "prometheus_client",
+}
 
 
 def _loaded(statement: str) -> set[str]:
@@ -38,8 +49,13 @@ def _imports() -> dict[str, set[str]]:
     for path in sorted((root / "aquifer").rglob("*.py")):
         module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(
-            node.test) for child in node.body for n in ast.walk(child)}  # fmt: skip
+        guarded = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for child in node.body
+            for n in ast.walk(child)
+        }
         names: set[str] = set()
         for node in ast.walk(tree):
             if id(node) in guarded:

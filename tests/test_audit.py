@@ -39,8 +39,16 @@ def _log_decisions(log: DecisionLog, engine: PolicyEngine, ctx: RequestContext, 
     for i in range(n):
         batch = engine.decide(ctx, resources)
         ids = [f"plt_doc{i}", f"plt_case{i}"]
-        log.append(decision_record(batch, kind="context", locality=locality, resources=resources, ids=ids,
-                                   lineage=[["gld_a", "slv_a", "brz_a"], ["gld_b", "slv_b", "brz_b"]]))  # fmt: skip
+        log.append(
+            decision_record(
+                batch,
+                kind="context",
+                locality=locality,
+                resources=resources,
+                ids=ids,
+                lineage=[["gld_a", "slv_a", "brz_a"], ["gld_b", "slv_b", "brz_b"]],
+            )
+        )
 
 
 def _append_many(directory: str, worker: int, n: int) -> None:
@@ -168,8 +176,9 @@ def test_compaction_killed_at_any_point_loses_and_duplicates_nothing(tmp_path: P
     for round_ in range(3):
         for i in range(60):
             log.append({"kind": "test", "agent": "a", "n": i, "resources": []})
-        proc = subprocess.Popen([sys.executable, "-c", _COMPACTOR, lake_dir, str(log.directory)],
-                                stdout=subprocess.PIPE)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _COMPACTOR, lake_dir, str(log.directory)], stdout=subprocess.PIPE
+        )
         assert proc.stdout is not None
         proc.stdout.readline()
         time.sleep(0.4 + 0.3 * round_)
@@ -195,8 +204,13 @@ def test_prove_answers_none_found_and_fails_on_a_gap(tmp_path: Path, engine: Pol
     found = prove(lake, log.directory, classification="confidential", locality="local", since=SINCE)
     assert found.verdict == "found" and len(found.violations) == 4
     assert {v["agent"] for v in found.violations} == {"hr_case_assistant"}
-    empty = prove(lake, log.directory, classification="restricted", locality="external",
-                  since=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))  # fmt: skip
+    empty = prove(
+        lake,
+        log.directory,
+        classification="restricted",
+        locality="external",
+        since=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )
     assert empty.verdict == "none" and empty.decisions_scanned == 0
     # a record removed from the log (not yet compacted) is a gap, and the proof fails
     for segment in segments_of(log.directory):
@@ -222,7 +236,8 @@ def test_prove_detects_an_edited_record_and_a_restarted_log(tmp_path: Path, engi
     compact(lake, log.directory, commit=COMMIT)
     for p in log.directory.glob("segment-*"):
         p.unlink()
-    _log_decisions(DecisionLog(log.directory), engine, RequestContext("marketing_assistant", "marketing",
-                                                                      "external_gpt"), 1)  # fmt: skip
+    _log_decisions(
+        DecisionLog(log.directory), engine, RequestContext("marketing_assistant", "marketing", "external_gpt"), 1
+    )
     restarted = prove(lake, log.directory, classification="confidential", locality="external", since=SINCE)
     assert restarted.verdict == "unproven"

@@ -61,19 +61,35 @@ LAUGHS = b"---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a,
 @pytest.mark.parametrize(
     ("source_id", "name", "data", "statuses"),
     [
-        ("hr_case_notes", "deep9.jsonl", b'{"a": ' + b"[" * 8 + b"]" * 8 + b"}\n{\"a\": [[1]]}",
-         ["nesting_too_deep", "ok"]),
+        (
+            "hr_case_notes",
+            "deep9.jsonl",
+            b'{"a": ' + b"[" * 8 + b"]" * 8 + b'}\n{"a": [[1]]}',
+            ["nesting_too_deep", "ok"],
+        ),
         ("hr_case_notes", "wide.jsonl", b'{"a": [' + b",".join([b"1"] * 450) + b"]}", ["expands_too_large"]),
         ("hr_case_notes", "long.jsonl", b'{"a": "' + b"x" * 1000 + b'"}\n{"b": 1}', ["line_too_long", "ok"]),
         ("product_docs", "big.md", b"# Big\n\n" + b"word " * 500, ["record_too_large"]),
         ("product_docs", "deep9.md", b"---\na: " + b"[" * 9 + b"]" * 9 + b"\n---\nbody", ["nesting_too_deep"]),
         ("product_docs", "laughs.md", LAUGHS, ["expands_too_large"]),
-        ("support_tickets", "huge.csv", CSV_HEAD + b"T1," + b"x" * 3000 + b",c,A,a@b.c,low,open,2026-01-01,2026-01-02\n"
-         + b"T2,b,c,B,b@b.c,low,open,2026-01-01,2026-01-02\n", ["record_too_large", "ok"]),
-        ("support_tickets", "cr.csv", CSV_HEAD + b"T1,a,c,A,a@b.c,low,open,2026-01-01,2026-01-02\n"
-         + b"T2,carriage\rreturn,c\nT3,b,c\n", ["ok", "csv_malformed"]),
+        (
+            "support_tickets",
+            "huge.csv",
+            CSV_HEAD
+            + b"T1,"
+            + b"x" * 3000
+            + b",c,A,a@b.c,low,open,2026-01-01,2026-01-02\n"
+            + b"T2,b,c,B,b@b.c,low,open,2026-01-01,2026-01-02\n",
+            ["record_too_large", "ok"],
+        ),
+        (
+            "support_tickets",
+            "cr.csv",
+            CSV_HEAD + b"T1,a,c,A,a@b.c,low,open,2026-01-01,2026-01-02\n" + b"T2,carriage\rreturn,c\nT3,b,c\n",
+            ["ok", "csv_malformed"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_limits_quarantine_a_record_and_keep_reading(
     catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
 ) -> None:
@@ -90,11 +106,15 @@ def test_limits_quarantine_a_record_and_keep_reading(
     ("source_id", "name", "data", "statuses"),
     [
         # 5,000 deep: json.loads and PyYAML would raise RecursionError and stop the whole source
-        ("hr_case_notes", "deep.jsonl", b'{"case_id": "1"}\n{"x": ' + DEEP + b'}\n{"case_id": "2"}',
-         ["ok", "nesting_too_deep", "ok"]),
+        (
+            "hr_case_notes",
+            "deep.jsonl",
+            b'{"case_id": "1"}\n{"x": ' + DEEP + b'}\n{"case_id": "2"}',
+            ["ok", "nesting_too_deep", "ok"],
+        ),
         ("product_docs", "deep.md", b"---\na: " + DEEP + b"\n---\nbody", ["invalid_front_matter"]),
     ],
-)  # fmt: skip
+)
 def test_json_and_yaml_nested_5000_deep_are_quarantined_at_the_default_limits(
     catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
 ) -> None:
@@ -146,9 +166,11 @@ def test_csv_record_keeps_its_own_raw_lines(catalog: Catalog) -> None:
 def test_markdown_front_matter_becomes_payload(catalog: Catalog) -> None:
     (record,) = bronze.read_records(catalog.source("product_docs"), Path("a.md"), MD)
     assert record.payload == {
-        "id": "pd-1", "title": "SSO setup", "updated_at": "2026-11-20T10:00:00+00:00",
+        "id": "pd-1",
+        "title": "SSO setup",
+        "updated_at": "2026-11-20T10:00:00+00:00",
         "body": "# SSO setup\n\nConfigure SAML.\n",
-    }  # fmt: skip
+    }
 
 
 def _land(landing: Path, rel: str, data: bytes) -> Path:

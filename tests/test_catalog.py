@@ -12,9 +12,14 @@ from aquifer.settings import PROJECT_ROOT
 
 def test_catalog_loads_every_source(catalog: Catalog) -> None:
     assert set(catalog.sources) == {
-        "product_docs", "engineering_wiki", "hr_handbook", "hr_case_notes",
-        "support_tickets", "finance_reports", "security_runbooks",
-    }  # fmt: skip
+        "product_docs",
+        "engineering_wiki",
+        "hr_handbook",
+        "hr_case_notes",
+        "support_tickets",
+        "finance_reports",
+        "security_runbooks",
+    }
     assert {s.format for s in catalog} == {"markdown", "jsonl", "csv"}
     assert catalog.source("hr_case_notes").classification is Classification.CONFIDENTIAL
 

@@ -42,11 +42,28 @@ def test_policy_test_prints_each_test_and_fails_on_a_failure(workspace: Path) ->
 
 
 def test_policy_eval_reads_an_input_file(workspace: Path) -> None:
-    doc = {"action": "read_context", "agent": "marketing_assistant", "purpose": "marketing", "model": "external_gpt",
-           "resources": [{"dataset": "product_docs", "layer": "platinum", "classification": "public",
-                          "pii_types": [], "untrusted": False},
-                         {"dataset": "finance_reports", "layer": "platinum", "classification": "restricted",
-                          "pii_types": [], "untrusted": False}]}  # fmt: skip
+    doc = {
+        "action": "read_context",
+        "agent": "marketing_assistant",
+        "purpose": "marketing",
+        "model": "external_gpt",
+        "resources": [
+            {
+                "dataset": "product_docs",
+                "layer": "platinum",
+                "classification": "public",
+                "pii_types": [],
+                "untrusted": False,
+            },
+            {
+                "dataset": "finance_reports",
+                "layer": "platinum",
+                "classification": "restricted",
+                "pii_types": [],
+                "untrusted": False,
+            },
+        ],
+    }
     path = workspace / "input.json"
     path.write_text(json.dumps(doc))
     result = runner.invoke(app, ["policy", "eval", "--input", str(path)])
@@ -100,6 +117,7 @@ def test_audit_prove_on_an_empty_log_and_bad_parameters(workspace: Path) -> None
     assert empty.exit_code == 0 and "decisions scanned: 0" in empty.output
     bad = runner.invoke(app, ["audit", "prove", "--classification", "secret", "--locality", "external"])
     assert bad.exit_code == 1 and "--classification must be one of" in bad.output
-    bad_since = runner.invoke(app, ["audit", "prove", "--classification", "public", "--locality", "local",
-                                    "--since", "last week"])  # fmt: skip
+    bad_since = runner.invoke(
+        app, ["audit", "prove", "--classification", "public", "--locality", "local", "--since", "last week"]
+    )
     assert bad_since.exit_code == 1 and "--since 'last week'" in bad_since.output

@@ -39,9 +39,16 @@ CONFIDENTIAL_QUESTIONS = [
 
 
 def _model(path: Path, model_id: str, endpoint: str, locality: str, ceiling: str, **extra: Any) -> None:
-    entry = {"id": model_id, "description": f"test model {model_id}", "endpoint": endpoint,
-             "owner": {"team": "Test", "contact": "test@tidewater.example"}, "served_name": f"served-{model_id}",
-             "locality": locality, "max_classification": ceiling, **extra}  # fmt: skip
+    entry = {
+        "id": model_id,
+        "description": f"test model {model_id}",
+        "endpoint": endpoint,
+        "owner": {"team": "Test", "contact": "test@tidewater.example"},
+        "served_name": f"served-{model_id}",
+        "locality": locality,
+        "max_classification": ceiling,
+        **extra,
+    }
     (path / "models" / f"{model_id}.yaml").write_text(yaml.safe_dump(entry))
 
 
@@ -62,12 +69,26 @@ def gw(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> I
     support = yaml.safe_load((catalog / "agents" / "support_assistant.yaml").read_text())
     support["models"] += ["slow_local", "failing_local", "down_local"]
     (catalog / "agents" / "support_assistant.yaml").write_text(yaml.safe_dump(support))
-    env = {**os.environ, "AQUIFER_DATA_DIR": str(data), "AQUIFER_POLICY_DIR": str(root / "policies"),
-           "AQUIFER_CATALOG_DIR": str(catalog), "AQUIFER_CREDENTIALS_FILE": str(catalog / "credentials.yaml"),
-           "TEST_EXTERNAL_KEY": EXTERNAL_KEY, "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AQUIFER_DATA_DIR": str(data),
+        "AQUIFER_POLICY_DIR": str(root / "policies"),
+        "AQUIFER_CATALOG_DIR": str(catalog),
+        "AQUIFER_CREDENTIALS_FILE": str(catalog / "credentials.yaml"),
+        "TEST_EXTERNAL_KEY": EXTERNAL_KEY,
+        "HF_HUB_OFFLINE": "1",
+    }
     api = AquiferServer(env, root / "api.log", ready="/readyz")
-    yield {"url": f"{api.url}/v1", "data": data, "env": env, "external": external, "slow": slow,
-           "failing": failing, "lake": Lake(str(data / "lake")), "catalog": load_catalog(catalog)}  # fmt: skip
+    yield {
+        "url": f"{api.url}/v1",
+        "data": data,
+        "env": env,
+        "external": external,
+        "slow": slow,
+        "failing": failing,
+        "lake": Lake(str(data / "lake")),
+        "catalog": load_catalog(catalog),
+    }
     api.stop()
     llama.stop()
     for server in (external, slow, failing):
@@ -113,8 +134,11 @@ def test_governed_answer_on_the_local_model_with_citations(gw: dict[str, Any]) -
     assert done["upstream"]["outcome"] == "ok" and done["upstream"]["prompt_tokens"] == completion.usage.prompt_tokens
     for c in citations:  # every receipt points at the real platinum row of the chunk it cites
         row = gw["lake"].read("platinum", c["dataset"]).filter(pl.col("platinum_id") == c["receipt"]["platinum"]["id"])
-        assert row.height == 1 and row["chunk_id"][0] == c["chunk_id"] and row["run_id"][0] == c["receipt"][
-            "dagster_run_id"]  # fmt: skip
+        assert (
+            row.height == 1
+            and row["chunk_id"][0] == c["chunk_id"]
+            and row["run_id"][0] == c["receipt"]["dagster_run_id"]
+        )
 
 
 def test_streaming_through_the_openai_client(gw: dict[str, Any]) -> None:
@@ -147,18 +171,21 @@ def test_nothing_above_public_reaches_the_external_model(gw: dict[str, Any]) -> 
     for question in CONFIDENTIAL_QUESTIONS:
         for stream in (False, True):
             answer = marketing.chat.completions.create(
-                model="external_gpt", messages=[{"role": "user", "content": question}],
-                metadata={"purpose": "marketing"}, stream=stream,
-            )  # fmt: skip
+                model="external_gpt",
+                messages=[{"role": "user", "content": question}],
+                metadata={"purpose": "marketing"},
+                stream=stream,
+            )
             first = next(iter(answer)) if stream else answer
             decisions.append(first.model_extra["aquifer"])
     # agents that may read confidential data may not send it to the external model at all
     for name, purpose in (("hr_case_assistant", "hr_casework"), ("support_assistant", "customer_support")):
         with pytest.raises(openai.PermissionDeniedError) as refused:
             agent(gw, name).chat.completions.create(
-                model="external_gpt", messages=[{"role": "user", "content": CONFIDENTIAL_QUESTIONS[0]}],
+                model="external_gpt",
+                messages=[{"role": "user", "content": CONFIDENTIAL_QUESTIONS[0]}],
                 metadata={"purpose": purpose},
-            )  # fmt: skip
+            )
         assert refused.value.body["reasons"] == ["model_not_allowed"]
     assert len(external.requests) == 2 * len(CONFIDENTIAL_QUESTIONS), "only the marketing agent's calls left"
 
@@ -181,8 +208,10 @@ def test_nothing_above_public_reaches_the_external_model(gw: dict[str, Any]) -> 
         withheld = {w["dataset"]: w["reasons"] for w in d["withheld"]}
         for dataset in ("hr_case_notes", "finance_reports", "support_tickets", "security_runbooks"):
             assert {"model_locality", "above_model_ceiling"} <= set(withheld[dataset])
-        assert "hr_case_notes:above_model_ceiling,clearance_below_classification,model_locality," \
-               "purpose_not_allowed_for_dataset" in logged["withheld"]  # fmt: skip
+        assert (
+            "hr_case_notes:above_model_ceiling,clearance_below_classification,model_locality,"
+            "purpose_not_allowed_for_dataset" in logged["withheld"]
+        )
 
 
 def test_the_same_chunks_render_to_the_same_bytes(gw: dict[str, Any]) -> None:
@@ -191,8 +220,9 @@ def test_the_same_chunks_render_to_the_same_bytes(gw: dict[str, Any]) -> None:
     marketing = agent(gw, "marketing_assistant")
     sent = []
     for question in ("How do refunds work?", "how do refunds work"):
-        answer = marketing.chat.completions.create(model="external_gpt", metadata={"purpose": "marketing"},
-                                                   messages=[{"role": "user", "content": question}])  # fmt: skip
+        answer = marketing.chat.completions.create(
+            model="external_gpt", metadata={"purpose": "marketing"}, messages=[{"role": "user", "content": question}]
+        )
         sent.append((answer.model_extra["aquifer"]["citations"], external.requests[-1]["body"]["messages"][0]))
     (first_cited, first_system), (second_cited, second_system) = sent
     assert [c["chunk_id"] for c in first_cited] == [c["chunk_id"] for c in second_cited]
@@ -203,8 +233,11 @@ def test_the_same_chunks_render_to_the_same_bytes(gw: dict[str, Any]) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_upstream_failures_map_to_502_and_504_and_are_logged(gw: dict[str, Any], stream: bool) -> None:
     support = agent(gw, "support_assistant")
-    ask = {"messages": [{"role": "user", "content": "How do refunds work?"}],
-           "metadata": {"purpose": "customer_support"}, "stream": stream}  # fmt: skip
+    ask = {
+        "messages": [{"role": "user", "content": "How do refunds work?"}],
+        "metadata": {"purpose": "customer_support"},
+        "stream": stream,
+    }
 
     def expect(error: type[Exception], model: str, status: int, outcome_: str) -> None:
         with pytest.raises(error) as failed:
@@ -226,9 +259,11 @@ def test_a_stream_that_stalls_ends_in_an_error_event(gw: dict[str, Any]) -> None
     slow.stall_after_first = True
     try:
         stream = agent(gw, "support_assistant").chat.completions.create(
-            model="slow_local", messages=[{"role": "user", "content": "How do refunds work?"}],
-            metadata={"purpose": "customer_support"}, stream=True,
-        )  # fmt: skip
+            model="slow_local",
+            messages=[{"role": "user", "content": "How do refunds work?"}],
+            metadata={"purpose": "customer_support"},
+            stream=True,
+        )
         with pytest.raises(openai.APIError, match="did not answer within 1 s"):
             list(stream)
     finally:
@@ -247,17 +282,22 @@ def test_refusals_before_anything_is_sent(gw: dict[str, Any]) -> None:
     assert no_purpose.value.body["code"] == "purpose_missing" and no_purpose.value.body["param"] == "metadata.purpose"
     assert "X-Aquifer-Purpose" in no_purpose.value.body["message"]
     with pytest.raises(openai.PermissionDeniedError) as unknown:
-        support.chat.completions.create(model="unregistered_model", messages=question,
-                                        metadata={"purpose": "customer_support"})  # fmt: skip
+        support.chat.completions.create(
+            model="unregistered_model", messages=question, metadata={"purpose": "customer_support"}
+        )
     assert "unknown_model" in unknown.value.body["reasons"]
     assert "not registered" in unknown.value.body["message"]
     with pytest.raises(openai.AuthenticationError):
         stranger = openai.OpenAI(base_url=gw["url"], api_key="aq_nobody_not-a-real-token-at-all", max_retries=0)
-        stranger.chat.completions.create(model="local_smollm2", messages=question,
-                                         metadata={"purpose": "customer_support"})  # fmt: skip
+        stranger.chat.completions.create(
+            model="local_smollm2", messages=question, metadata={"purpose": "customer_support"}
+        )
     with pytest.raises(openai.BadRequestError) as malformed:
-        support.chat.completions.create(model="local_smollm2", messages=[{"role": "robot", "content": "hi"}],  # type: ignore[list-item]
-                                        metadata={"purpose": "customer_support"})  # fmt: skip
+        support.chat.completions.create(
+            model="local_smollm2",
+            messages=[{"role": "robot", "content": "hi"}],  # type: ignore[list-item]
+            metadata={"purpose": "customer_support"},
+        )
     assert malformed.value.body["param"].startswith("messages.0")
     logged = records(gw)
     assert any(r["kind"] == "chat" and r["request_reasons"] == ["purpose_missing"] for r in logged)
@@ -277,17 +317,32 @@ def test_models_lists_what_the_agent_may_use(gw: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("command", "expects"),
     [
-        (["-m", "aquifer", "ask", "--agent", "hr_case_assistant", "--max-tokens", "16", "--no-stream",
-          "What happened in the overtime dispute case?"], ["hr_case_assistant", "Sources", "[1] hr_"]),
-        (["-m", "agents.marketing_assistant", "--max-tokens", "16", "How do refunds work?"],
-         ["external_gpt (external)", "[1] product_docs", "Withheld by policy", "hr_case_notes"]),
+        (
+            [
+                "-m",
+                "aquifer",
+                "ask",
+                "--agent",
+                "hr_case_assistant",
+                "--max-tokens",
+                "16",
+                "--no-stream",
+                "What happened in the overtime dispute case?",
+            ],
+            ["hr_case_assistant", "Sources", "[1] hr_"],
+        ),
+        (
+            ["-m", "agents.marketing_assistant", "--max-tokens", "16", "How do refunds work?"],
+            ["external_gpt (external)", "[1] product_docs", "Withheld by policy", "hr_case_notes"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_agents_answer_from_the_command_line(gw: dict[str, Any], command: list[str], expects: list[str]) -> None:
     url = ["--url", gw["url"]]
     argv = [sys.executable, *command[:-1], *url, command[-1]]
-    done = subprocess.run(argv, env={**gw["env"], "COLUMNS": "200"}, capture_output=True, text=True, timeout=300,
-                          cwd=PROJECT_ROOT)  # fmt: skip
+    done = subprocess.run(
+        argv, env={**gw["env"], "COLUMNS": "200"}, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT
+    )
     assert done.returncode == 0, done.stderr
     for expected in expects:
         assert expected in done.stdout, done.stdout
@@ -295,20 +350,54 @@ def test_agents_answer_from_the_command_line(gw: dict[str, Any], command: list[s
 
 def test_ask_without_a_server_says_what_to_do(gw: dict[str, Any]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "aquifer", "ask", "--agent", "support_assistant", "--url",
-         f"http://127.0.0.1:{free_port()}/v1", "hello"], env=gw["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aquifer",
+            "ask",
+            "--agent",
+            "support_assistant",
+            "--url",
+            f"http://127.0.0.1:{free_port()}/v1",
+            "hello",
+        ],
+        env=gw["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "is `make up`" in done.stderr, done.stderr
-    unknown = subprocess.run([sys.executable, "-m", "aquifer", "ask", "--agent", "nobody", "hello"], env=gw["env"],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    unknown = subprocess.run(
+        [sys.executable, "-m", "aquifer", "ask", "--agent", "nobody", "hello"],
+        env=gw["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert unknown.returncode == 1 and "agent nobody is not registered" in unknown.stderr
 
 
 def test_ask_as_json(gw: dict[str, Any]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "aquifer", "ask", "--agent", "marketing_assistant", "--max-tokens", "8", "--json",
-         "--url", gw["url"], "How do refunds work?"], env=gw["env"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aquifer",
+            "ask",
+            "--agent",
+            "marketing_assistant",
+            "--max-tokens",
+            "8",
+            "--json",
+            "--url",
+            gw["url"],
+            "How do refunds work?",
+        ],
+        env=gw["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["agent"] == "marketing_assistant" and answer["model"] == "external_gpt" and answer["text"]

@@ -12,16 +12,34 @@ from aquifer.settings import PROJECT_ROOT
 from tests.test_credentials import DEV_TOKENS
 
 
-def chunk(n: int, *, dataset: str = "product_docs", score: float = 0.5, decision: str = "dec_1",
-          label: str | None = None) -> Chunk:  # fmt: skip
+def chunk(
+    n: int, *, dataset: str = "product_docs", score: float = 0.5, decision: str = "dec_1", label: str | None = None
+) -> Chunk:
     layer = Layered(id=f"id{n}", delta_version=1)
     return Chunk(
-        chunk_id=f"gld_{n:04d}", text=f"text of chunk {n}\n", score=score, dataset=dataset, layer="platinum",
-        classification="public", tokens=5, redactions=[], label=label,
-        receipt=Receipt(source_uri=f"{dataset}/doc-{n % 3}.md", source_sha256="0" * 64, bronze=layer, silver=layer,
-                        gold=layer, platinum=layer, dagster_run_id="run", embedding_model="m", index_version=1,
-                        policy_revision="rev", decision_id=decision),
-    )  # fmt: skip
+        chunk_id=f"gld_{n:04d}",
+        text=f"text of chunk {n}\n",
+        score=score,
+        dataset=dataset,
+        layer="platinum",
+        classification="public",
+        tokens=5,
+        redactions=[],
+        label=label,
+        receipt=Receipt(
+            source_uri=f"{dataset}/doc-{n % 3}.md",
+            source_sha256="0" * 64,
+            bronze=layer,
+            silver=layer,
+            gold=layer,
+            platinum=layer,
+            dagster_run_id="run",
+            embedding_model="m",
+            index_version=1,
+            policy_revision="rev",
+            decision_id=decision,
+        ),
+    )
 
 
 def test_the_same_chunks_render_to_the_same_bytes_whatever_their_order_score_or_decision() -> None:
@@ -30,8 +48,10 @@ def test_the_same_chunks_render_to_the_same_bytes_whatever_their_order_score_or_
     for seed in range(5):
         shuffled = random.Random(seed).sample(chunks, len(chunks))
         rescored = [c.model_copy(update={"score": random.Random(seed).random()}) for c in shuffled]
-        redecided = [c.model_copy(update={"receipt": c.receipt.model_copy(update={"decision_id": f"dec_{seed}"})})
-                     for c in rescored]  # fmt: skip
+        redecided = [
+            c.model_copy(update={"receipt": c.receipt.model_copy(update={"decision_id": f"dec_{seed}"})})
+            for c in rescored
+        ]
         again, order = render_context(redecided)
         assert again.encode() == block.encode()
         assert [c.chunk_id for c in order] == [c.chunk_id for c in ordered]
@@ -75,8 +95,11 @@ def test_a_later_turns_sources_follow_on_and_leave_earlier_bytes_alone() -> None
     sent1 = governed_messages(turn1, first)
     sent2 = governed_messages(turn2, first, {2: later})
     assert sent2[: len(sent1)] == sent1, "the prompt of turn 2 starts with the prompt of turn 1"
-    assert sent2[len(sent1):] == [{"role": "assistant", "content": "a1"}, {"role": "system", "content": later},
-                                  {"role": "user", "content": "q2"}]  # fmt: skip
+    assert sent2[len(sent1) :] == [
+        {"role": "assistant", "content": "a1"},
+        {"role": "system", "content": later},
+        {"role": "user", "content": "q2"},
+    ]
     folded = governed_messages(turn2, first, {2: later}, follow_up="user")
     assert [m["role"] for m in folded] == ["system", "user", "assistant", "user"], "one leading system message"
     assert folded[:2] == sent1 and folded[3]["content"] == later + "\n\nq2"

@@ -101,8 +101,13 @@ def test_chunk_documents_carries_clipped_pii_and_classification(catalog: Catalog
         },
         schema_overrides={"pii_spans": pl.List(PII_SPAN), "title_pii_spans": pl.List(PII_SPAN)},
     )
-    lineage = {"upstream_table": "silver/support_tickets", "upstream_version": 3, "run_id": "r", "code_version": "c",
-               "processed_at": dt.datetime(2026, 11, 27, tzinfo=dt.UTC)}  # fmt: skip
+    lineage = {
+        "upstream_table": "silver/support_tickets",
+        "upstream_version": 3,
+        "run_id": "r",
+        "code_version": "c",
+        "processed_at": dt.datetime(2026, 11, 27, tzinfo=dt.UTC),
+    }
     chunks = gold.chunk_documents(docs, catalog.source("support_tickets"), catalog, lineage)
     first, *middle, last = chunks.filter(pl.col("silver_id") == "slv_a").sort("chunk_index").iter_rows(named=True)
     assert first["pii_types"] == ["email", "person"]  # the title's person travels with every chunk

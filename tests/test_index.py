@@ -44,10 +44,18 @@ class MemoryStore(StoreBase):
     def columns(self, names: Sequence[str], *, version: int | None = None) -> pl.DataFrame:
         return self._frame(version).select(list(names))
 
-    def search(self, vector: np.ndarray, *, classes: Sequence[str], exclude_ids: Sequence[str] = (), k: int,
-               version: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        frame = self._frame(version).filter(pl.col("class_key").is_in(list(classes)) &
-                                            ~pl.col("platinum_id").is_in(list(exclude_ids)))  # fmt: skip
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        classes: Sequence[str],
+        exclude_ids: Sequence[str] = (),
+        k: int,
+        version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        frame = self._frame(version).filter(
+            pl.col("class_key").is_in(list(classes)) & ~pl.col("platinum_id").is_in(list(exclude_ids))
+        )
         if frame.is_empty():
             return []
         matrix = np.asarray(frame["vector"].to_list(), dtype=np.float32)
@@ -86,8 +94,12 @@ def test_a_second_store_in_one_class_serves_the_same_answers(tmp_path: Path, mat
     from tests.conftest import copy_materialized
 
     data = copy_materialized(materialized_sample, tmp_path)
-    settings = Settings(data_dir=data, policy_dir=tmp_path / "policies", catalog_dir=tmp_path / "catalog",
-                        credentials_file=tmp_path / "catalog" / "credentials.yaml")  # fmt: skip
+    settings = Settings(
+        data_dir=data,
+        policy_dir=tmp_path / "policies",
+        catalog_dir=tmp_path / "catalog",
+        credentials_file=tmp_path / "catalog" / "credentials.yaml",
+    )
     lance = LanceDBStore.from_settings(settings)
     memory = MemoryStore()
     memory.apply(lance.table().to_arrow(), [])

@@ -103,8 +103,12 @@ def test_opa_server_gives_the_embedded_engine_decisions(opa_server: tuple[str, s
                 assert a.resources == b.resources, ctx
     for action in ("read_decisions", "list_models", "chat", "read_lineage", "drop_tables"):
         for agent in [*data["agents"], "intruder"]:
-            ctx = RequestContext(agent, None if action in ("read_decisions", "list_models") else "audit",
-                                 None if action == "read_decisions" else "local_smollm2", action=action)  # fmt: skip
+            ctx = RequestContext(
+                agent,
+                None if action in ("read_decisions", "list_models") else "audit",
+                None if action == "read_decisions" else "local_smollm2",
+                action=action,
+            )
             assert opa.decide(ctx, resources[:4]) == embedded.decide(ctx, resources[:4]), ctx
 
 
@@ -120,8 +124,12 @@ def test_10000_generated_inputs_decide_identically_on_both_engines(
         a = [embedded.evaluate("request", ctx), *embedded.decide_many(ctx, resources)]
         b = [opa.evaluate("request", ctx), *opa.decide_many(ctx, resources)]
         expected = [policy_oracle.request_reasons(data, *(ctx.get(f) for f in ("agent", "purpose", "model", "action")))]
-        expected += [policy_oracle.decide(data, *(ctx.get(f) for f in ("agent", "purpose", "model")), r,
-                                          ctx.get("action"))["reasons"] for r in resources]  # fmt: skip
+        expected += [
+            policy_oracle.decide(data, *(ctx.get(f) for f in ("agent", "purpose", "model")), r, ctx.get("action"))[
+                "reasons"
+            ]
+            for r in resources
+        ]
         for doc_a, doc_b, reasons, resource in zip(a, b, expected, [None, *resources], strict=True):
             assert canonical(doc_a) == canonical(doc_b), (ctx, resource)
             assert canonical(doc_a)[0] != "malformed", (ctx, resource, doc_a)

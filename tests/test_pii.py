@@ -69,10 +69,16 @@ def test_sample_sentence_has_nothing_else() -> None:
         ("Verified SSN 536-22-1234 against payroll.", "national_id", "536-22-1234"),
         ("SSN: 536221234 (on file).", "national_id", "536221234"),
         # address
-        ("Ship it to 124 Angela Neck Apt. 536\nWest Anita, NH 07129 by Friday.", "address",
-         "124 Angela Neck Apt. 536\nWest Anita, NH 07129"),
-        ("Mail the forms to 1600 Pennsylvania Avenue NW, Washington, DC 20500.", "address",
-         "1600 Pennsylvania Avenue NW, Washington, DC 20500"),
+        (
+            "Ship it to 124 Angela Neck Apt. 536\nWest Anita, NH 07129 by Friday.",
+            "address",
+            "124 Angela Neck Apt. 536\nWest Anita, NH 07129",
+        ),
+        (
+            "Mail the forms to 1600 Pennsylvania Avenue NW, Washington, DC 20500.",
+            "address",
+            "1600 Pennsylvania Avenue NW, Washington, DC 20500",
+        ),
         ("The new office is at 55 West 42nd Street, Suite 300.", "address", "55 West 42nd Street, Suite 300"),
         ("Forward to PSC 0309, Box 8360\nAPO AP 65406 please.", "address", "PSC 0309, Box 8360\nAPO AP 65406"),
         # credit_card (Luhn-valid test numbers)
@@ -81,15 +87,14 @@ def test_sample_sentence_has_nothing_else() -> None:
         ("Amex 3782-822463-10005 was declined.", "credit_card", "3782-822463-10005"),
         ("Mastercard 2221 0000 0000 0009 expires soon.", "credit_card", "2221 0000 0000 0009"),
         # iban
-        ("Wire the deposit to DE89 3704 0044 0532 0130 00 2 days from now.", "iban",
-         "DE89 3704 0044 0532 0130 00"),
+        ("Wire the deposit to DE89 3704 0044 0532 0130 00 2 days from now.", "iban", "DE89 3704 0044 0532 0130 00"),
         ("IBAN GB82WEST12345698765432 confirmed.", "iban", "GB82WEST12345698765432"),
         # ip_address
         ("Sign-in from 203.0.113.42 was blocked.", "ip_address", "203.0.113.42"),
         ("Allow 10.0.0.0/8 on the gateway.", "ip_address", "10.0.0.0/8"),
         ("Client 2001:db8::8a2e:370:7334 connected.", "ip_address", "2001:db8::8a2e:370:7334"),
     ],
-)  # fmt: skip
+)
 def test_detects(text: str, type_: str, value: str) -> None:
     assert (type_, value) in found(text)
 
@@ -315,8 +320,16 @@ def test_nanp_shortcut_agrees_with_phonenumbers() -> None:
 
     phone = next(f for f in pii._engine() if PII_TYPES[f.type_index] == "phone").recognizer
     rng = random.Random(3)
-    forms = ["({a}) {b}-{c}", "{a}-{b}-{c}", "+1 {a} {b} {c}", "{a}.{b}.{c}", "1-{a}-{b}-{c}", "({a}){b}-{c}x{e}",
-             "+1 ({a}) {b}-{c} ext. {e}", "1 {a} {b} {c}"]  # fmt: skip
+    forms = [
+        "({a}) {b}-{c}",
+        "{a}-{b}-{c}",
+        "+1 {a} {b} {c}",
+        "{a}.{b}.{c}",
+        "1-{a}-{b}-{c}",
+        "({a}){b}-{c}x{e}",
+        "+1 ({a}) {b}-{c} ext. {e}",
+        "1 {a} {b} {c}",
+    ]
     for _ in range(500):
         text = (
             rng.choice(forms)

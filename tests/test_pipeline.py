@@ -194,8 +194,14 @@ def test_a_json_line_nested_5000_deep_is_quarantined_while_the_rest_of_its_sourc
 ) -> None:
     lake: Lake = first_run["lake"]
     landing: Path = first_run["data"] / "landing"
-    good = json.dumps({"report_id": "fin-deep-ok", "title": "Q3 travel spend", "published_at": "2026-11-28T09:00:00Z",
-                       "commentary": "Travel spend fell by four percent in the third quarter of 2026."})  # fmt: skip
+    good = json.dumps(
+        {
+            "report_id": "fin-deep-ok",
+            "title": "Q3 travel spend",
+            "published_at": "2026-11-28T09:00:00Z",
+            "commentary": "Travel spend fell by four percent in the third quarter of 2026.",
+        }
+    )
     deep = '{"report_id": "fin-deep", "commentary": ' + "[" * 5000 + '"x"' + "]" * 5000 + "}"
     (landing / "finance_reports" / "deep.jsonl").write_text(f"{good}\n{deep}\n")
     summary = materialize(instance=first_run["instance"])
@@ -259,8 +265,22 @@ def test_policy_explain_on_real_chunks(first_run: dict[str, Any], catalog: Catal
         for s in catalog
         for row in lake.read("gold", s.id).filter(pl.col("untrusted")).head(1).iter_rows(named=True)
     )
-    finance = runner.invoke(app, ["policy", "explain", "--agent", "finance_analyst", "--purpose", "financial_analysis",
-                                  "--model", "local_smollm2", "--chunk", untrusted["chunk_id"], "--json"])  # fmt: skip
+    finance = runner.invoke(
+        app,
+        [
+            "policy",
+            "explain",
+            "--agent",
+            "finance_analyst",
+            "--purpose",
+            "financial_analysis",
+            "--model",
+            "local_smollm2",
+            "--chunk",
+            untrusted["chunk_id"],
+            "--json",
+        ],
+    )
     doc = json.loads(finance.output)
     assert doc["resource"]["layer"] == "gold" and "untrusted_content" in doc["decision"]["reasons"]
     missing = runner.invoke(app, [*base, "--agent", "hr_case_assistant", "--chunk", "gld_nope"])
@@ -275,9 +295,21 @@ def test_audit_asset_compacts_the_decision_log(first_run: dict[str, Any]) -> Non
     assert len(explained) >= 4, "policy explain logs each decision it makes (previous test)"
     assert {r["agent"] for r in explained} >= {"hr_case_assistant", "support_assistant", "finance_analyst"}
     for i in range(5):
-        log.append({"kind": "test", "agent": "support_assistant", "purpose": "customer_support",
-                    "model": "local_smollm2", "locality": "local", "revision": "r", "request_allow": True,
-                    "request_reasons": [], "resources": [], "alerts": [], "n": i})  # fmt: skip
+        log.append(
+            {
+                "kind": "test",
+                "agent": "support_assistant",
+                "purpose": "customer_support",
+                "model": "local_smollm2",
+                "locality": "local",
+                "revision": "r",
+                "request_allow": True,
+                "request_reasons": [],
+                "resources": [],
+                "alerts": [],
+                "n": i,
+            }
+        )
     total = len(list(read_records(log.directory)))
     summary = materialize(["audit/decisions"], instance=first_run["instance"])
     assert summary.success and summary.checks_failed == []
@@ -286,8 +318,9 @@ def test_audit_asset_compacts_the_decision_log(first_run: dict[str, Any]) -> Non
     again = materialize(["audit/decisions"], instance=first_run["instance"])
     assert again.success
     assert lake.read("audit", "decisions").height == total
-    proof = CliRunner().invoke(app, ["audit", "prove", "--classification", "confidential", "--locality", "local",
-                                     "--since", "1d", "--json"])  # fmt: skip
+    proof = CliRunner().invoke(
+        app, ["audit", "prove", "--classification", "confidential", "--locality", "local", "--since", "1d", "--json"]
+    )
     assert proof.exit_code == 0, "an explained chunk was decided, not served: no violation"
     doc = json.loads(proof.output)
     assert doc["decisions_scanned"] == total and doc["resources_served"] == 0

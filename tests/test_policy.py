@@ -130,26 +130,73 @@ def test_a_failing_rego_test_is_reported_as_failed(workspace: tuple[Path, Path])
 DEMO = [
     # agent, purpose, model, resource, allow, reasons or redactions
     ("support_assistant", "customer_support", "local_smollm2", Resource("product_docs", "public"), True, []),
-    ("support_assistant", "customer_support", "local_smollm2", Resource("support_tickets", "internal",
-                                                                         pii_types=("email", "phone")), True,
-     ["email", "phone"]),
-    ("support_assistant", "customer_support", "local_smollm2", Resource("hr_case_notes", "confidential"), False,
-     ["clearance_below_classification", "purpose_not_allowed_for_dataset"]),
-    ("hr_case_assistant", "hr_casework", "local_smollm2", Resource("hr_case_notes", "confidential",
-                                                                   pii_types=("national_id", "person")), True, []),
+    (
+        "support_assistant",
+        "customer_support",
+        "local_smollm2",
+        Resource("support_tickets", "internal", pii_types=("email", "phone")),
+        True,
+        ["email", "phone"],
+    ),
+    (
+        "support_assistant",
+        "customer_support",
+        "local_smollm2",
+        Resource("hr_case_notes", "confidential"),
+        False,
+        ["clearance_below_classification", "purpose_not_allowed_for_dataset"],
+    ),
+    (
+        "hr_case_assistant",
+        "hr_casework",
+        "local_smollm2",
+        Resource("hr_case_notes", "confidential", pii_types=("national_id", "person")),
+        True,
+        [],
+    ),
     ("finance_analyst", "financial_analysis", "local_smollm2", Resource("finance_reports", "restricted"), True, []),
-    ("finance_analyst", "financial_analysis", "local_smollm2", Resource("finance_reports", "restricted",
-                                                                        layer="gold"), True, []),
-    ("support_assistant", "customer_support", "local_smollm2", Resource("product_docs", "public", layer="gold"),
-     False, ["layer_not_served"]),
+    (
+        "finance_analyst",
+        "financial_analysis",
+        "local_smollm2",
+        Resource("finance_reports", "restricted", layer="gold"),
+        True,
+        [],
+    ),
+    (
+        "support_assistant",
+        "customer_support",
+        "local_smollm2",
+        Resource("product_docs", "public", layer="gold"),
+        False,
+        ["layer_not_served"],
+    ),
     ("marketing_assistant", "marketing", "external_gpt", Resource("product_docs", "public"), True, []),
-    ("marketing_assistant", "marketing", "external_gpt", Resource("engineering_wiki", "internal"), False,
-     ["above_model_ceiling", "clearance_below_classification", "model_locality", "purpose_not_allowed_for_dataset"]),
-    ("support_assistant", "customer_support", "sovereign_eu", Resource("support_tickets", "confidential"), False,
-     ["above_model_ceiling", "clearance_below_classification", "model_locality"]),
-    ("support_assistant", "customer_support", "local_smollm2", Resource("product_docs", "public", untrusted=True),
-     False, ["untrusted_content"]),
-]  # fmt: skip
+    (
+        "marketing_assistant",
+        "marketing",
+        "external_gpt",
+        Resource("engineering_wiki", "internal"),
+        False,
+        ["above_model_ceiling", "clearance_below_classification", "model_locality", "purpose_not_allowed_for_dataset"],
+    ),
+    (
+        "support_assistant",
+        "customer_support",
+        "sovereign_eu",
+        Resource("support_tickets", "confidential"),
+        False,
+        ["above_model_ceiling", "clearance_below_classification", "model_locality"],
+    ),
+    (
+        "support_assistant",
+        "customer_support",
+        "local_smollm2",
+        Resource("product_docs", "public", untrusted=True),
+        False,
+        ["untrusted_content"],
+    ),
+]
 
 
 @pytest.mark.parametrize(("agent", "purpose", "model", "resource", "allow", "detail"), DEMO)
@@ -237,8 +284,11 @@ def test_a_one_line_policy_edit_applies_without_a_restart(workspace: tuple[Path,
     assert first.resources[0].allow
     # the reviewer's one-line change: the HR handbook is no longer for HR casework
     source = catalog / "sources/hr_handbook.yaml"
-    source.write_text(source.read_text().replace("allowed_purposes: [hr_casework, general_assistance]",
-                                                 "allowed_purposes: [general_assistance]"))  # fmt: skip
+    source.write_text(
+        source.read_text().replace(
+            "allowed_purposes: [hr_casework, general_assistance]", "allowed_purposes: [general_assistance]"
+        )
+    )
     second = engine.decide(ctx, [hr_internal])
     assert second.resources[0].reasons == ["purpose_not_allowed_for_dataset"]
     assert second.revision != first.revision
@@ -247,8 +297,11 @@ def test_a_one_line_policy_edit_applies_without_a_restart(workspace: tuple[Path,
     locality = policies / "aquifer/context/locality.rego"
     text = locality.read_text()
     assert '"sovereign_cloud": {"public", "internal"},' in text
-    locality.write_text(text.replace('"sovereign_cloud": {"public", "internal"},',
-                                     '"sovereign_cloud": {"public", "internal", "confidential"},'))  # fmt: skip
+    locality.write_text(
+        text.replace(
+            '"sovereign_cloud": {"public", "internal"},', '"sovereign_cloud": {"public", "internal", "confidential"},'
+        )
+    )
     agent = catalog / "agents/hr_case_assistant.yaml"
     agent.write_text(agent.read_text().replace("models: [local_smollm2]", "models: [local_smollm2, sovereign_eu]"))
     case = Resource("hr_case_notes", "confidential")
@@ -295,16 +348,21 @@ def test_an_allow_that_carries_reasons_is_a_denial(workspace: tuple[Path, Path])
     context = policies / "aquifer/context/context.rego"
     context.write_text(context.read_text().replace('"allow": count(codes) == 0,', '"allow": true,'))
     engine = engine_for(policies, catalog)
-    batch = engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2"),
-                          [Resource("finance_reports", "restricted")])  # fmt: skip
+    batch = engine.decide(
+        RequestContext("support_assistant", "customer_support", "local_smollm2"),
+        [Resource("finance_reports", "restricted")],
+    )
     assert batch.resources[0].reasons == [POLICY_ENGINE_UNAVAILABLE]
 
 
 def test_an_undefined_decision_is_a_denial(workspace: tuple[Path, Path]) -> None:
     policies, catalog = workspace
     context = policies / "aquifer/context/context.rego"
-    context.write_text(context.read_text().replace("request := _document(request_deny, {})",
-                                                   "request := _document(request_deny, {}) if false"))  # fmt: skip
+    context.write_text(
+        context.read_text().replace(
+            "request := _document(request_deny, {})", "request := _document(request_deny, {}) if false"
+        )
+    )
     assert "undefined" in _assert_unavailable(engine_for(policies, catalog))
 
 
@@ -324,8 +382,10 @@ def test_a_slow_policy_times_out_into_a_denial_and_the_engine_recovers(workspace
     slow.unlink()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the abandoned evaluation finishes on its own thread; the engine reloads
-        batch = engine.decide(RequestContext("support_assistant", "customer_support", "local_smollm2"),
-                              [Resource("support_tickets", "internal")])  # fmt: skip
+        batch = engine.decide(
+            RequestContext("support_assistant", "customer_support", "local_smollm2"),
+            [Resource("support_tickets", "internal")],
+        )
         if batch.resources[0].allow:
             break
         time.sleep(0.2)

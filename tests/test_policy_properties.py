@@ -30,15 +30,30 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> PolicyEngine:
     shutil.copytree(PROJECT_ROOT / "catalog", catalog)
     models = [f"m_{loc}_{lvl}" for loc, lvl in itertools.product(LOCALITIES, LEVELS)]
     for loc, lvl in itertools.product(LOCALITIES, LEVELS):
-        doc = {"id": f"m_{loc}_{lvl}", "description": "test", "owner": OWNER, "endpoint": "http://127.0.0.1:1/v1",
-               "served_name": "x", "locality": loc, "max_classification": lvl}  # fmt: skip
+        doc = {
+            "id": f"m_{loc}_{lvl}",
+            "description": "test",
+            "owner": OWNER,
+            "endpoint": "http://127.0.0.1:1/v1",
+            "served_name": "x",
+            "locality": loc,
+            "max_classification": lvl,
+        }
         (catalog / "models" / f"m_{loc}_{lvl}.yaml").write_text(yaml.safe_dump(doc))
-    purposes = sorted({p for f in (catalog / "sources").glob("*.yaml") for p in yaml.safe_load(f.read_text())
-                       ["allowed_purposes"]})  # fmt: skip
+    purposes = sorted(
+        {p for f in (catalog / "sources").glob("*.yaml") for p in yaml.safe_load(f.read_text())["allowed_purposes"]}
+    )
     for lvl, roles in itertools.product(LEVELS, ROLE_SETS):
         agent_id = f"a_{lvl}_{'_'.join(roles) or 'none'}"
-        doc = {"id": agent_id, "description": "test", "owner": OWNER, "roles": roles, "clearance": lvl,
-               "purposes": purposes, "models": models}  # fmt: skip
+        doc = {
+            "id": agent_id,
+            "description": "test",
+            "owner": OWNER,
+            "roles": roles,
+            "clearance": lvl,
+            "purposes": purposes,
+            "models": models,
+        }
         (catalog / "agents" / f"{agent_id}.yaml").write_text(yaml.safe_dump(doc))
     return PolicyEngine(EmbeddedBackend(), PROJECT_ROOT / "policies", catalog)
 

@@ -50,14 +50,26 @@ def world(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -
         "HF_HUB_OFFLINE": "1",
     }
     mp = pytest.MonkeyPatch()
-    for key in ("AQUIFER_DATA_DIR", "DAGSTER_HOME", "AQUIFER_POLICY_DIR", "AQUIFER_CATALOG_DIR",
-                "AQUIFER_CREDENTIALS_FILE"):  # fmt: skip
+    for key in (
+        "AQUIFER_DATA_DIR",
+        "DAGSTER_HOME",
+        "AQUIFER_POLICY_DIR",
+        "AQUIFER_CATALOG_DIR",
+        "AQUIFER_CREDENTIALS_FILE",
+    ):
         mp.setenv(key, env[key])
     get_settings.cache_clear()
     instance = dg.DagsterInstance.ephemeral()
     server = AquiferServer(env, root / "server.log")
-    yield {"root": root, "data": data, "env": env, "server": server, "instance": instance,
-           "lake": Lake(str(data / "lake")), "catalog": load_catalog(root / "catalog")}  # fmt: skip
+    yield {
+        "root": root,
+        "data": data,
+        "env": env,
+        "server": server,
+        "instance": instance,
+        "lake": Lake(str(data / "lake")),
+        "catalog": load_catalog(root / "catalog"),
+    }
     server.stop()
     mp.undo()
     get_settings.cache_clear()
@@ -101,11 +113,14 @@ def test_demo_agents_get_different_context_for_the_same_question(world: dict[str
 
 def test_pii_is_redacted_unless_the_agent_may_read_it(world: dict[str, Any]) -> None:
     platinum = _platinum(world).filter(pl.col("pii_types").list.len() > 0)
-    spans = {r["chunk_id"]: [r["text"][s["start"]:s["end"]] for s in r["pii_spans"]]
-             for r in platinum.iter_rows(named=True)}  # fmt: skip
+    spans = {
+        r["chunk_id"]: [r["text"][s["start"] : s["end"]] for s in r["pii_spans"]]
+        for r in platinum.iter_rows(named=True)
+    }
     with client(world, "support_assistant") as c:
-        answer = c.context("invoice rejected, please call me back", purpose="customer_support",
-                           model="local_smollm2", top_k=10)  # fmt: skip
+        answer = c.context(
+            "invoice rejected, please call me back", purpose="customer_support", model="local_smollm2", top_k=10
+        )
     redacted = [ch for ch in answer.chunks if ch.redactions]
     assert redacted, "support tickets carry contact details"
     for ch in redacted:
@@ -123,10 +138,12 @@ def test_max_tokens_packs_in_a_stable_order(world: dict[str, Any]) -> None:
     with client(world, "support_assistant") as c:
         full = c.context("how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10)
         budget = sum(ch.tokens for ch in full.chunks[:3])
-        packed = c.context("how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10,
-                           max_tokens=budget)  # fmt: skip
-        again = c.context("how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10,
-                          max_tokens=budget)  # fmt: skip
+        packed = c.context(
+            "how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10, max_tokens=budget
+        )
+        again = c.context(
+            "how do refunds work", purpose="customer_support", model="local_smollm2", top_k=10, max_tokens=budget
+        )
     assert packed.tokens <= budget
     assert [ch.chunk_id for ch in packed.chunks][:3] == [ch.chunk_id for ch in full.chunks][:3]
     assert [ch.chunk_id for ch in packed.chunks] == [ch.chunk_id for ch in again.chunks]
@@ -140,8 +157,7 @@ def test_near_duplicates_collapse_into_the_best_copy(world: dict[str, Any]) -> N
     from aquifer.embedding import get_embedder
 
     with client(world, "support_assistant") as c:
-        answer = c.context("How do I export the audit log?", purpose="customer_support", model="local_smollm2",
-                           top_k=6)  # fmt: skip
+        answer = c.context("How do I export the audit log?", purpose="customer_support", model="local_smollm2", top_k=6)
     assert answer.near_duplicates >= 1 and len(answer.chunks) + answer.near_duplicates == 6
     vectors = get_embedder().encode([ch.text for ch in answer.chunks])
     similarity = vectors @ vectors.T
@@ -188,9 +204,14 @@ def test_error_paths(world: dict[str, Any]) -> None:
     malformed = httpx.post(f"{url}/v1/context", json={**body, "model": "gpt-99"}, headers=auth)
     assert malformed.status_code == 422 and malformed.json()["field"] == "model"
     assert malformed.json()["detail"].startswith("model: not an identifier")
-    for change, field in (({"top_k": 0}, "top_k"), ({"top_k": 51}, "top_k"), ({"query": ""}, "query"),
-                          ({"as_of": "last tuesday"}, "as_of"), ({"as_of": "999"}, "as_of"),
-                          ({"temperature": 1}, "temperature")):  # fmt: skip
+    for change, field in (
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": 51}, "top_k"),
+        ({"query": ""}, "query"),
+        ({"as_of": "last tuesday"}, "as_of"),
+        ({"as_of": "999"}, "as_of"),
+        ({"temperature": 1}, "temperature"),
+    ):
         invalid = httpx.post(f"{url}/v1/context", json={**body, **change}, headers=auth)
         assert invalid.status_code == 422, (change, invalid.text)
         assert invalid.json()["field"] == field
@@ -258,8 +279,11 @@ def test_decisions_are_logged_and_readable_by_auditors_only(world: dict[str, Any
 
 def test_lineage_is_only_for_chunks_the_agent_may_read(world: dict[str, Any]) -> None:
     with client(world, "hr_case_assistant") as c:
-        case = next(ch for ch in c.context(QUESTION, purpose="hr_casework", model="local_smollm2").chunks
-                    if ch.dataset == "hr_case_notes")  # fmt: skip
+        case = next(
+            ch
+            for ch in c.context(QUESTION, purpose="hr_casework", model="local_smollm2").chunks
+            if ch.dataset == "hr_case_notes"
+        )
     with client(world, "support_assistant") as c:
         for chunk_id in (case.chunk_id, "gld_" + "0" * 32):
             with pytest.raises(AquiferError) as err:
@@ -281,8 +305,12 @@ def test_async_client_metrics_and_docs(world: dict[str, Any]) -> None:
 
     async def ask() -> list[int]:
         async with AsyncAquiferClient(world["server"].url, token=DEV_TOKENS["marketing_assistant"]) as c:
-            answers = await asyncio.gather(*(c.context(q, purpose="marketing", model="external_gpt")
-                                             for q in ("pricing", "release notes", "single sign-on")))  # fmt: skip
+            answers = await asyncio.gather(
+                *(
+                    c.context(q, purpose="marketing", model="external_gpt")
+                    for q in ("pricing", "release notes", "single sign-on")
+                )
+            )
         return [len(a.chunks) for a in answers]
 
     assert all(n > 0 for n in asyncio.run(ask()))
@@ -305,16 +333,35 @@ def test_leak_500_random_requests_against_an_independent_oracle(world: dict[str,
     rng = random.Random(11)
     purposes = sorted({p for d in data["datasets"].values() for p in d["purposes"]} | {"espionage"})
     models = [*sorted(data["models"]), "shadow_llm"]
-    words = ["refund", "salary", "password", "incident", "quarterly revenue", "complaint", "phone", "invoice",
-             "pricing", "runbook", "handbook", "leave policy", "SSO", "forecast", "card number"]  # fmt: skip
+    words = [
+        "refund",
+        "salary",
+        "password",
+        "incident",
+        "quarterly revenue",
+        "complaint",
+        "phone",
+        "invoice",
+        "pricing",
+        "runbook",
+        "handbook",
+        "leave policy",
+        "SSO",
+        "forecast",
+        "card number",
+    ]
     served = violations = refused = 0
     with httpx.Client(base_url=world["server"].url, timeout=30) as http:
         for i in range(500):
             agent = rng.choice(sorted(DEV_TOKENS))
             purpose = rng.choice(purposes) if rng.random() < 0.4 else rng.choice(data["agents"][agent]["purposes"])
             model = rng.choice(models) if rng.random() < 0.4 else rng.choice(data["agents"][agent]["models"])
-            body = {"query": " ".join(rng.sample(words, 2)), "purpose": purpose, "model": model,
-                    "top_k": rng.randint(1, 12)}  # fmt: skip
+            body = {
+                "query": " ".join(rng.sample(words, 2)),
+                "purpose": purpose,
+                "model": model,
+                "top_k": rng.randint(1, 12),
+            }
             response = http.post("/v1/context", json=body, headers={"Authorization": f"Bearer {DEV_TOKENS[agent]}"})
             expected_refusal = policy_oracle.request_reasons(data, agent, purpose, model)
             if expected_refusal:
@@ -326,8 +373,13 @@ def test_leak_500_random_requests_against_an_independent_oracle(world: dict[str,
             for ch in response.json()["chunks"]:
                 served += 1
                 row = rows[ch["chunk_id"]]
-                resource = {"dataset": row["dataset"], "layer": "platinum", "classification": row["classification"],
-                            "pii_types": list(row["pii_types"]), "untrusted": False}  # fmt: skip
+                resource = {
+                    "dataset": row["dataset"],
+                    "layer": "platinum",
+                    "classification": row["classification"],
+                    "pii_types": list(row["pii_types"]),
+                    "untrusted": False,
+                }
                 verdict = policy_oracle.decide(data, agent, purpose, model, resource)
                 leaked = [
                     row["text"][s["start"] : s["end"]] for s in row["pii_spans"] if s["type"] in verdict["redact"]
@@ -346,8 +398,9 @@ def test_as_of_replays_an_answer_after_a_pipeline_run_changed_the_data(world: di
         after = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8)
         assert after.index_version > before.index_version
         assert [ch.chunk_id for ch in after.chunks] != [ch.chunk_id for ch in before.chunks]
-        replay = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8,
-                           as_of=before.index_version)  # fmt: skip
+        replay = c.context(
+            "invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8, as_of=before.index_version
+        )
     assert replay.index_version == before.index_version
     assert [(ch.chunk_id, ch.text) for ch in replay.chunks] == [(ch.chunk_id, ch.text) for ch in before.chunks]
 
@@ -362,8 +415,9 @@ def test_the_example_agent_prints_context_with_citations_or_the_refusal(
     out = capsys.readouterr().out
     assert out.startswith("support_assistant (customer_support, local_smollm2, local)")
     assert "[1] " in out and "source " in out
-    refused = show_context.main(["pricing", "--agent", "marketing_assistant", "--purpose", "customer_support",
-                                 "--url", url])  # fmt: skip
+    refused = show_context.main(
+        ["pricing", "--agent", "marketing_assistant", "--purpose", "customer_support", "--url", url]
+    )
     assert refused == 1
     err = capsys.readouterr().err
     assert "refused (403 forbidden)" in err and "purpose_not_allowed" in err
@@ -380,8 +434,11 @@ def test_hostile_values_in_every_field_of_every_route_are_4xx_never_5xx(world: d
     auth = {"Authorization": f"Bearer {DEV_TOKENS['support_assistant']}"}
     auditor = {"Authorization": f"Bearer {DEV_TOKENS['audit_reviewer']}"}
     context = {"query": "refunds", "purpose": "customer_support", "model": "local_smollm2"}
-    chat = {"model": "local_smollm2", "messages": [{"role": "user", "content": "refunds?"}],
-            "metadata": {"purpose": "customer_support"}}  # fmt: skip
+    chat = {
+        "model": "local_smollm2",
+        "messages": [{"role": "user", "content": "refunds?"}],
+        "metadata": {"purpose": "customer_support"},
+    }
     deep = "[" * 5000 + '"x"' + "]" * 5000  # JSON 5,000 levels deep (json.dumps cannot even write it)
     seen: list[tuple[str, str, int]] = []
 
@@ -418,8 +475,11 @@ def test_hostile_values_in_every_field_of_every_route_are_4xx_never_5xx(world: d
                     check("/v1/lineage/{chunk_id}", "get", got, nasty)
                 got = http.get(f"/v1/decisions/{quoted}", headers=auditor)
                 check("/v1/decisions/{decision_id}", "get", got, nasty)
-                for header, value in (("Authorization", f"Bearer {nasty}"), ("Authorization", nasty),
-                                      ("X-Aquifer-Purpose", nasty)):  # fmt: skip
+                for header, value in (
+                    ("Authorization", f"Bearer {nasty}"),
+                    ("Authorization", nasty),
+                    ("X-Aquifer-Purpose", nasty),
+                ):
                     headers = {**auth, header: value}
                     try:
                         got = http.post("/v1/chat/completions", json=chat, headers=headers)
@@ -433,8 +493,16 @@ def test_hostile_values_in_every_field_of_every_route_are_4xx_never_5xx(world: d
                     if header != "X-Aquifer-Purpose":
                         check("/v1/context", "post", got, nasty)
         nested = [json.dumps({**context, field: "DEEP"}).replace('"DEEP"', deep).encode() for field in context]
-        for raw in (b"{", b"[]", b'{"query": "x"' + b"]" * 10, b"\xff\xfe", b"null", b"x" * 2_000_000,
-                    deep.encode(), *nested):  # fmt: skip
+        for raw in (
+            b"{",
+            b"[]",
+            b'{"query": "x"' + b"]" * 10,
+            b"\xff\xfe",
+            b"null",
+            b"x" * 2_000_000,
+            deep.encode(),
+            *nested,
+        ):
             for route in ("/v1/context", "/v1/chat/completions"):
                 got = http.post(route, content=raw, headers={**auth, "Content-Type": "application/json"})
                 check(route, "post", got)

@@ -40,11 +40,25 @@ def _status(pid: int) -> str:
 
 def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
     ui, api, model = free_port(), free_port(), free_port()
-    env = {**os.environ, "AQUIFER_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dagster"),
-           "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AQUIFER_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "HF_HUB_OFFLINE": "1",
+    }
     (tmp_path / "dagster").mkdir()
-    argv = [sys.executable, "-m", "aquifer", "up", "--ui-port", str(ui), "--api-port", str(api),
-            "--model-port", str(model)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "aquifer",
+        "up",
+        "--ui-port",
+        str(ui),
+        "--api-port",
+        str(api),
+        "--model-port",
+        str(model),
+    ]
     log = (tmp_path / "up.log").open("w")  # a file, not a pipe: a full pipe would block every service's logging
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:

@@ -43,8 +43,12 @@ class CountingBackend:
 def setup(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> tuple[Retriever, CountingBackend]:
     root = tmp_path_factory.mktemp("warm")
     data = copy_materialized(materialized_sample, root)
-    settings = Settings(data_dir=data, policy_dir=root / "policies", catalog_dir=root / "catalog",
-                        credentials_file=root / "catalog" / "credentials.yaml")  # fmt: skip
+    settings = Settings(
+        data_dir=data,
+        policy_dir=root / "policies",
+        catalog_dir=root / "catalog",
+        credentials_file=root / "catalog" / "credentials.yaml",
+    )
     backend = CountingBackend()
     engine = PolicyEngine(backend, settings.policy_dir, settings.catalog_dir, reload_interval_s=0.0)
     return Retriever(settings, engine=engine), backend

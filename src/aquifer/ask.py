@@ -78,8 +78,13 @@ def ask(
     if entry.instructions:
         messages.insert(0, {"role": "system", "content": entry.instructions.strip()})
     client = OpenAI(base_url=base_url, api_key=token or agent_token(agent, settings), max_retries=0, timeout=300)
-    request: Any = {"model": model, "messages": messages, "metadata": {"purpose": purpose},
-                    "max_tokens": max_tokens, "temperature": 0}  # fmt: skip
+    request: Any = {
+        "model": model,
+        "messages": messages,
+        "metadata": {"purpose": purpose},
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
     try:
         if on_text is None:
             completion = client.chat.completions.create(**request)
@@ -121,24 +126,37 @@ def show(answer: Answer, console: Console, *, text: bool = True) -> None:
     if text:
         console.print(escape(answer.text), highlight=False, soft_wrap=True)
     citations = ext.get("citations", [])
-    console.print(f"\n[bold]Sources[/] ({ext.get('context_tokens', 0)} tokens of context)" if citations else
-                  "\n[bold]Sources[/]: none this agent may use for this question")  # fmt: skip
+    console.print(
+        f"\n[bold]Sources[/] ({ext.get('context_tokens', 0)} tokens of context)"
+        if citations
+        else "\n[bold]Sources[/]: none this agent may use for this question"
+    )
     for c in citations:
         notes = [c["classification"]]
         notes += [f"{r['type']} redacted x{r['count']}" for r in c["redactions"]]
         notes += [c["label"]] if c.get("label") else []
         where = f"{c['dataset']}: {c['receipt']['source_uri']} · {c['chunk_id']}"
         console.print(f"  [{c['n']}] {where} ({', '.join(notes)})", highlight=False, markup=False, soft_wrap=True)
-    left_out = [f"{n} {what}" for n, what in ((ext.get("near_duplicates", 0), "near-duplicates"),
-                                              (ext.get("over_budget", 0), "over the token budget")) if n]  # fmt: skip
+    left_out = [
+        f"{n} {what}"
+        for n, what in (
+            (ext.get("near_duplicates", 0), "near-duplicates"),
+            (ext.get("over_budget", 0), "over the token budget"),
+        )
+        if n
+    ]
     if left_out:
         console.print(f"  (left out: {', '.join(left_out)})", highlight=False)
     withheld = ext.get("withheld", [])
     if withheld:
         console.print("\n[bold]Withheld by policy[/] (reason codes; the answer's aquifer.withheld explains them)")
         for w in withheld:
-            console.print(f"  {w['dataset']} ({', '.join(w['classifications'])}): {', '.join(w['reasons'])}",
-                          highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+            console.print(
+                f"  {w['dataset']} ({', '.join(w['classifications'])}): {', '.join(w['reasons'])}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     if ext.get("decision_id"):
         console.print(
             f"\ndecision {ext['decision_id']} · policy {ext['policy_revision']} · index v{ext['index_version']}",

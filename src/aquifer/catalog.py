@@ -224,9 +224,12 @@ class Model(_Strict):
         "or at the start of the turn's user message, for chat templates that allow a system message only first",
     )
     timeout_s: float = Field(
-        default=120.0, gt=0, le=3600, description="Longest wait for the endpoint's answer (or between two streamed "
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for the endpoint's answer (or between two streamed "
         "chunks) before the gateway answers 504",
-    )  # fmt: skip
+    )
 
 
 class Vocabulary(_Strict):

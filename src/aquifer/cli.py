@@ -184,8 +184,17 @@ def lineage(
     problems = verify_nodes(nodes, settings.landing_dir) if verify else []
     if as_json:
         payload = [n.as_dict() for n in nodes]
-        print(json.dumps({"lineage": payload[0] if record_id else payload, "verified": verify and not problems,
-                          "problems": problems}, indent=2, default=str))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "lineage": payload[0] if record_id else payload,
+                    "verified": verify and not problems,
+                    "problems": problems,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     elif record_id:
         _print_tree(nodes[0].as_dict())
     else:
@@ -242,11 +251,19 @@ def up(
 
     bin_dir = Path(sys.executable).parent
     services = [
-        Service("dagster", [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p",
-                            str(ui_port)], f"http://127.0.0.1:{ui_port}", "/server_info"),
-        Service("api", [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
-                f"http://127.0.0.1:{api_port}", "/healthz"),
-    ]  # fmt: skip
+        Service(
+            "dagster",
+            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui_port)],
+            f"http://127.0.0.1:{ui_port}",
+            "/server_info",
+        ),
+        Service(
+            "api",
+            [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
+            f"http://127.0.0.1:{api_port}",
+            "/healthz",
+        ),
+    ]
     if model:
         try:
             argv = server_argv(port=model_port)
@@ -267,8 +284,11 @@ def up(
                 console.print(f"[yellow]API not ready[/]: {component}: {escape(problem)}", highlight=False)
         except (httpx.HTTPError, ValueError):
             pass
-        dev = [(c.agent, t) for c in CredentialStore(get_settings().credentials_file).load().values()
-               if (t := development_token(c))]  # fmt: skip
+        dev = [
+            (c.agent, t)
+            for c in CredentialStore(get_settings().credentials_file).load().values()
+            if (t := development_token(c))
+        ]
         if dev:
             console.print("demo agents' development-only tokens (refused when AQUIFER_ENVIRONMENT=production):")
             for agent, token in dev:
@@ -301,8 +321,15 @@ def ask(
 
     stream = stream and not as_json
     try:
-        answer = ask_gateway(question, agent=agent, base_url=url, purpose=purpose, model=model,
-                             max_tokens=max_tokens, on_text=echo if stream else None)  # fmt: skip
+        answer = ask_gateway(
+            question,
+            agent=agent,
+            base_url=url,
+            purpose=purpose,
+            model=model,
+            max_tokens=max_tokens,
+            on_text=echo if stream else None,
+        )
     except AskError as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -394,8 +421,17 @@ def policy_eval(
         result = engine.evaluate(chosen, doc)
     except PolicyEngineUnavailable as exc:
         raise _fail(f"policy_engine_unavailable: {exc}", 2) from None
-    print(json.dumps({"entrypoint": f"data.aquifer.context.{chosen}", "revision": engine.revision,
-                      "engine": engine.backend.name, "result": result}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "entrypoint": f"data.aquifer.context.{chosen}",
+                "revision": engine.revision,
+                "engine": engine.backend.name,
+                "result": result,
+            },
+            indent=2,
+        )
+    )
 
 
 @policy_app.command("explain")
@@ -436,10 +472,18 @@ def policy_explain(
     decision = batch.resources[0] if resources else batch.request
     _log_explain(batch, catalog, resources, row)
     if as_json:
-        print(json.dumps({"revision": batch.revision, "engine": engine.backend.name,
-                          "request": {"action": action, "agent": agent, "purpose": purpose, "model": model},
-                          "resource": resources[0].as_input() if resources else None,
-                          "decision": decision.model_dump()}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "revision": batch.revision,
+                    "engine": engine.backend.name,
+                    "request": {"action": action, "agent": agent, "purpose": purpose, "model": model},
+                    "resource": resources[0].as_input() if resources else None,
+                    "decision": decision.model_dump(),
+                },
+                indent=2,
+            )
+        )
         return
     locality = catalog.models[model].locality.value if model in catalog.models else "unregistered"
     console.print(f"agent [bold]{agent}[/], purpose [bold]{purpose}[/], model [bold]{model}[/] ({locality})")
@@ -454,8 +498,10 @@ def policy_explain(
         if decision.obligations.redact:
             console.print(f"  on condition that {', '.join(decision.obligations.redact)} are redacted before serving")
         elif resources and resources[0].pii_types:
-            console.print(f"  with its PII ({', '.join(resources[0].pii_types)}) unredacted: the agent is a pii_reader "
-                          "acting for a purpose the dataset allows PII for")  # fmt: skip
+            console.print(
+                f"  with its PII ({', '.join(resources[0].pii_types)}) unredacted: the agent is a pii_reader "
+                "acting for a purpose the dataset allows PII for"
+            )
         if decision.obligations.label:
             console.print(f"  labelled {decision.obligations.label}")
     else:
@@ -504,8 +550,9 @@ def agents_list() -> None:
     table = Table("agent", "roles", "clearance", "purposes", "models", "tokens")
     for a in catalog.agents.values():
         keys = [t.key_id + (" (dev)" if t.development_only else "") for t in tokens if t.agent == a.id]
-        table.add_row(a.id, ", ".join(a.roles), a.clearance.value, ", ".join(a.purposes), ", ".join(a.models),
-                      ", ".join(keys))  # fmt: skip
+        table.add_row(
+            a.id, ", ".join(a.roles), a.clearance.value, ", ".join(a.purposes), ", ".join(a.models), ", ".join(keys)
+        )
     console.print(table)
 
 
@@ -584,8 +631,13 @@ def audit_prove(
     if locality not in {loc.value for loc in Locality}:
         raise _fail(f"--locality must be one of {', '.join(loc.value for loc in Locality)}")
     settings = get_settings()
-    proof = prove(Lake.from_settings(settings), settings.decisions_dir, classification=classification,
-                  locality=locality, since=_parse_since(since))  # fmt: skip
+    proof = prove(
+        Lake.from_settings(settings),
+        settings.decisions_dir,
+        classification=classification,
+        locality=locality,
+        since=_parse_since(since),
+    )
     doc = proof.as_dict()
     if as_json:
         print(json.dumps(doc, indent=2, default=str))
@@ -593,19 +645,27 @@ def audit_prove(
         console.print(doc["question"], highlight=False)
         cov = doc["covered"]
         if proof.decisions_scanned:
-            console.print(f"  decisions scanned: {proof.decisions_scanned} (seq {cov['first_seq']}..{cov['last_seq']}, "
-                          f"{cov['first_record']} .. {cov['last_record']})", highlight=False)  # fmt: skip
+            console.print(
+                f"  decisions scanned: {proof.decisions_scanned} (seq {cov['first_seq']}..{cov['last_seq']}, "
+                f"{cov['first_record']} .. {cov['last_record']})",
+                highlight=False,
+            )
         else:
             console.print("  decisions scanned: 0 (no decision was made in the window)")
         console.print(f"  resources decided: {proof.resources_scanned}, served: {proof.resources_served}")
         for rev in proof.revisions:
-            console.print(f"  policy revision {rev['revision']}: {rev['decisions']} decisions, "
-                          f"{rev['first']} .. {rev['last']}", highlight=False)  # fmt: skip
+            console.print(
+                f"  policy revision {rev['revision']}: {rev['decisions']} decisions, {rev['first']} .. {rev['last']}",
+                highlight=False,
+            )
         for gap in proof.gaps:
             err.print(f"[bold red]GAP[/] {gap}")
         for v in proof.violations[:50]:
-            console.print(f"  [red]served[/] {v['resource']} ({v['dataset']}) to {v['agent']} via {v['model']} "
-                          f"at {v['time']}, decision {v['decision_id']}", highlight=False)  # fmt: skip
+            console.print(
+                f"  [red]served[/] {v['resource']} ({v['dataset']}) to {v['agent']} via {v['model']} "
+                f"at {v['time']}, decision {v['decision_id']}",
+                highlight=False,
+            )
         verdict = {
             "none": "[bold green]PROVEN[/]: none reached such a model in the window",
             "found": f"[bold red]FOUND[/]: {len(proof.violations)} served",

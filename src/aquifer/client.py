@@ -34,10 +34,17 @@ def _raise_for(response: httpx.Response) -> None:
     raise AquiferError(response.status_code, body)
 
 
-def _payload(query: str, purpose: str, model: str, top_k: int, max_tokens: int | None, as_of: str | int | None
-             ) -> dict[str, Any]:  # fmt: skip
-    request = ContextRequest(query=query, purpose=purpose, model=model, top_k=top_k, max_tokens=max_tokens,
-                             as_of=None if as_of is None else str(as_of))  # fmt: skip
+def _payload(
+    query: str, purpose: str, model: str, top_k: int, max_tokens: int | None, as_of: str | int | None
+) -> dict[str, Any]:
+    request = ContextRequest(
+        query=query,
+        purpose=purpose,
+        model=model,
+        top_k=top_k,
+        max_tokens=max_tokens,
+        as_of=None if as_of is None else str(as_of),
+    )
     return request.model_dump(exclude_none=True)
 
 
@@ -54,8 +61,16 @@ class AquiferClient:
     def close(self) -> None:
         self._http.close()
 
-    def context(self, query: str, *, purpose: str, model: str, top_k: int = 8, max_tokens: int | None = None,
-                as_of: str | int | None = None) -> ContextResponse:  # fmt: skip
+    def context(
+        self,
+        query: str,
+        *,
+        purpose: str,
+        model: str,
+        top_k: int = 8,
+        max_tokens: int | None = None,
+        as_of: str | int | None = None,
+    ) -> ContextResponse:
         response = self._http.post("/v1/context", json=_payload(query, purpose, model, top_k, max_tokens, as_of))
         _raise_for(response)
         return ContextResponse.model_validate(response.json())
@@ -85,14 +100,21 @@ class AsyncAquiferClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def context(self, query: str, *, purpose: str, model: str, top_k: int = 8, max_tokens: int | None = None,
-                      as_of: str | int | None = None) -> ContextResponse:  # fmt: skip
+    async def context(
+        self,
+        query: str,
+        *,
+        purpose: str,
+        model: str,
+        top_k: int = 8,
+        max_tokens: int | None = None,
+        as_of: str | int | None = None,
+    ) -> ContextResponse:
         response = await self._http.post("/v1/context", json=_payload(query, purpose, model, top_k, max_tokens, as_of))
         _raise_for(response)
         return ContextResponse.model_validate(response.json())
 
-    async def lineage(self, chunk_id: str, *, purpose: str | None = None, model: str | None = None
-                      ) -> dict[str, Any]:  # fmt: skip
+    async def lineage(self, chunk_id: str, *, purpose: str | None = None, model: str | None = None) -> dict[str, Any]:
         params = {k: v for k, v in {"purpose": purpose, "model": model}.items() if v}
         response = await self._http.get(f"/v1/lineage/{chunk_id}", params=params)
         _raise_for(response)

@@ -36,9 +36,17 @@ def server_argv(
 ) -> list[str]:
     """The command line of llama.cpp's OpenAI-compatible server for the local model."""
     return [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(model or gguf_path()),
-        "--model_alias", SERVED_NAME,
-        "--host", host, "--port", str(port),
-        "--n_ctx", str(n_ctx),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model or gguf_path()),
+        "--model_alias",
+        SERVED_NAME,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]

@@ -1467,8 +1467,20 @@ _WIKI_OWNERS = (
     "identity-eng@tidewater.example",
 )
 _HB_OWNERS = ("people-ops@tidewater.example", "benefits@tidewater.example", "total-rewards@tidewater.example")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")  # fmt: skip
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 class Section(NamedTuple):
@@ -2166,15 +2178,47 @@ _CASE_TOPICS: dict[str, tuple[str, ...]] = {
     "offboarding": ("their resignation", "final pay and equipment return"),
 }
 _CITIES = (
-    ("Springfield", "IL", "627"), ("Austin", "TX", "787"), ("Portland", "OR", "972"),
-    ("Columbus", "OH", "432"), ("Denver", "CO", "802"), ("Raleigh", "NC", "276"),
-    ("Madison", "WI", "537"), ("Sacramento", "CA", "958"), ("Tampa", "FL", "336"),
-    ("Boise", "ID", "837"), ("Richmond", "VA", "232"), ("Albany", "NY", "122"),
-    ("Tucson", "AZ", "857"), ("Omaha", "NE", "681"), ("Nashville", "TN", "372"),
-    ("Burlington", "VT", "054"), ("Des Moines", "IA", "503"), ("Salt Lake City", "UT", "841"),
-)  # fmt: skip
-_STREETS = ("Maple", "Oak", "Cedar", "Pine", "Elm", "Washington", "Lake", "Hill", "Park", "Sunset", "Main",
-            "Church", "Highland", "Willow", "Jackson", "Lincoln", "Franklin", "River", "Spring", "Walnut")  # fmt: skip
+    ("Springfield", "IL", "627"),
+    ("Austin", "TX", "787"),
+    ("Portland", "OR", "972"),
+    ("Columbus", "OH", "432"),
+    ("Denver", "CO", "802"),
+    ("Raleigh", "NC", "276"),
+    ("Madison", "WI", "537"),
+    ("Sacramento", "CA", "958"),
+    ("Tampa", "FL", "336"),
+    ("Boise", "ID", "837"),
+    ("Richmond", "VA", "232"),
+    ("Albany", "NY", "122"),
+    ("Tucson", "AZ", "857"),
+    ("Omaha", "NE", "681"),
+    ("Nashville", "TN", "372"),
+    ("Burlington", "VT", "054"),
+    ("Des Moines", "IA", "503"),
+    ("Salt Lake City", "UT", "841"),
+)
+_STREETS = (
+    "Maple",
+    "Oak",
+    "Cedar",
+    "Pine",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Sunset",
+    "Main",
+    "Church",
+    "Highland",
+    "Willow",
+    "Jackson",
+    "Lincoln",
+    "Franklin",
+    "River",
+    "Spring",
+    "Walnut",
+)
 _STREET_TYPES = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl")
 _AREA_CODES = (415, 212, 617, 312, 206, 512, 303, 404, 213, 646, 702, 919, 503, 608, 614, 801, 615, 916)
 _MAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me")

@@ -124,15 +124,30 @@ def decision_record(
 
 
 def request_record(
-    *, kind: str, agent: str, purpose: str | None, model: str | None, locality: str | None, reasons: Sequence[str],
-    revision: str | None = None, **fields: Any,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    kind: str,
+    agent: str,
+    purpose: str | None,
+    model: str | None,
+    locality: str | None,
+    reasons: Sequence[str],
+    revision: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """The log record of a request refused before the policy could be asked (e.g. no purpose declared), or of an
     event that decides nothing (``upstream``): no resources."""
     return {
-        "kind": kind, "agent": agent, "purpose": purpose, "model": model, "locality": locality, "revision": revision,
-        "request_allow": not reasons, "request_reasons": list(reasons), "resources": [], "alerts": [],
-    } | fields  # fmt: skip
+        "kind": kind,
+        "agent": agent,
+        "purpose": purpose,
+        "model": model,
+        "locality": locality,
+        "revision": revision,
+        "request_allow": not reasons,
+        "request_reasons": list(reasons),
+        "resources": [],
+        "alerts": [],
+    } | fields
 
 
 def to_frame(records: Sequence[dict[str, Any]]) -> pl.DataFrame:

@@ -96,8 +96,11 @@ class LanceDBStore(StoreBase):
             tbl.create_index("fresh_until", config=BTree())
             self._ann.clear()
             self._checked = 0.0
-            return {"vector_index": f"IVF_HNSW_SQ ({partitions} partitions)", "rows": rows,
-                    "build_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+            return {
+                "vector_index": f"IVF_HNSW_SQ ({partitions} partitions)",
+                "rows": rows,
+                "build_seconds": round(time.perf_counter() - start, 1),
+            }
         tbl.optimize()  # adds new rows to the existing indexes
         self._checked = 0.0
         return {"vector_index": "IVF_HNSW_SQ (optimized)", "rows": rows}

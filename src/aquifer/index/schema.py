@@ -14,14 +14,32 @@ TABLE = "chunks"
 LAYER = "platinum"
 
 RECEIPT_COLUMNS = (
-    "source_uri", "source_sha256", "bronze_id", "bronze_version", "silver_id", "silver_version", "gold_id",
-    "gold_version", "platinum_id", "platinum_version", "run_id",
-)  # fmt: skip
+    "source_uri",
+    "source_sha256",
+    "bronze_id",
+    "bronze_version",
+    "silver_id",
+    "silver_version",
+    "gold_id",
+    "gold_version",
+    "platinum_id",
+    "platinum_version",
+    "run_id",
+)
 
 PLATINUM_COLUMNS = [
-    "platinum_id", "chunk_id", "dataset", "title", "text", "token_count", "classification", "pii_types",
-    "pii_spans", "updated_at", "fresh_until",
-]  # fmt: skip
+    "platinum_id",
+    "chunk_id",
+    "dataset",
+    "title",
+    "text",
+    "token_count",
+    "classification",
+    "pii_types",
+    "pii_spans",
+    "updated_at",
+    "fresh_until",
+]
 """What the index reads of each platinum row."""
 
 _ARROW = {"text": pa.string(), "list": pa.list_(pa.string()), "flag": pa.bool_()}

@@ -126,9 +126,19 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
     }
     columns: dict[str, list[Any]] = {
         name: []
-        for name in ("row", "chunk_id", "chunk_index", "chunk_count", "text", "char_start", "char_end",
-                     "token_count", "classification", "near_fingerprint")
-    }  # fmt: skip
+        for name in (
+            "row",
+            "chunk_id",
+            "chunk_index",
+            "chunk_count",
+            "text",
+            "char_start",
+            "char_end",
+            "token_count",
+            "classification",
+            "near_fingerprint",
+        )
+    }
     found_spans: dict[int, list[tuple[str, int, int]]] = {}
     flat_types: dict[str, list[Any]] = {"chunk": [], "type": []}
     for row, (silver_id, title, body, encoding) in enumerate(

@@ -22,10 +22,25 @@ CODE_VERSION = "platinum-1"
 LAYER = "platinum"
 
 _CARRIED = [
-    "chunk_id", "silver_id", "dataset", "doc_id", "title", "chunk_index", "chunk_count", "text", "token_count",
-    "tokenizer", "language", "updated_at", "owner", "classification", "pii_types", "pii_spans", "purposes",
+    "chunk_id",
+    "silver_id",
+    "dataset",
+    "doc_id",
+    "title",
+    "chunk_index",
+    "chunk_count",
+    "text",
+    "token_count",
+    "tokenizer",
+    "language",
+    "updated_at",
+    "owner",
+    "classification",
+    "pii_types",
+    "pii_spans",
+    "purposes",
     "pii_allowed_purposes",
-]  # fmt: skip
+]
 SCHEMA: dict[str, pl.DataType] = {
     "platinum_id": pl.String(),
     **{c: gold.SCHEMA[c] for c in _CARRIED},

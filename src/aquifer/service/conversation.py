@@ -58,8 +58,9 @@ def turn_queries(messages: Sequence[ChatMessage]) -> list[tuple[int, str]]:
     so a turn retrieves the same sources on every later request of the conversation."""
     turns = [(i, _text(m).strip()) for i, m in enumerate(messages) if m.role == "user"]
     turns = [(i, text) for i, text in turns if text]
-    return [(i, "\n".join([text] + ([turns[k - 1][1]] if k else []))[:QUERY_CHARS]) for k, (i, text) in
-            enumerate(turns)]  # fmt: skip
+    return [
+        (i, "\n".join([text] + ([turns[k - 1][1]] if k else []))[:QUERY_CHARS]) for k, (i, text) in enumerate(turns)
+    ]
 
 
 def governed_messages(
@@ -76,8 +77,11 @@ def governed_messages(
         turn = message.model_dump(exclude_none=True)
         if i in later and follow_up == "user":
             content = turn.get("content")
-            turn["content"] = (later[i] + "\n\n" + content if isinstance(content, str)
-                               else [{"type": "text", "text": later[i]}, *(content or [])])  # fmt: skip
+            turn["content"] = (
+                later[i] + "\n\n" + content
+                if isinstance(content, str)
+                else [{"type": "text", "text": later[i]}, *(content or [])]
+            )
         elif i in later:
             sent.append({"role": "system", "content": later[i]})
         sent.append(turn)

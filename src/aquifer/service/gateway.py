@@ -124,9 +124,12 @@ class Gateway:
             timings,
             kind="chat",
             query_chars=len(turns[-1][1]),
-            upstream={"endpoint": model.endpoint, "served_name": model.served_name,
-                      "prompt_sha256": hashlib.sha256(body).hexdigest()},
-        )  # fmt: skip
+            upstream={
+                "endpoint": model.endpoint,
+                "served_name": model.served_name,
+                "prompt_sha256": hashlib.sha256(body).hexdigest(),
+            },
+        )
         answer = self.retriever.response(retrieval)
         extension = ChatExtension(
             decision_id=answer.decision_id,
@@ -148,8 +151,13 @@ class Gateway:
 
     def _retrieve(self, agent: str, purpose: str, model: str, query: str, timings: Timings) -> Retrieval:
         try:
-            request = ContextRequest(query=query, purpose=purpose, model=model, top_k=self.settings.gateway_top_k,
-                                     max_tokens=self.settings.gateway_context_tokens)  # fmt: skip
+            request = ContextRequest(
+                query=query,
+                purpose=purpose,
+                model=model,
+                top_k=self.settings.gateway_top_k,
+                max_tokens=self.settings.gateway_context_tokens,
+            )
         except ValidationError as exc:
             first = exc.errors()[0]
             where = "metadata.purpose" if first["loc"][0] == "purpose" else ".".join(map(str, first["loc"]))
@@ -172,8 +180,9 @@ class Gateway:
             if not isinstance(data, dict) or "choices" not in data:
                 raise ValueError("no choices")
         except ValueError:
-            raise self._rejected(prepared, response.status_code, "not a chat completion: " + response.text,
-                                 start) from None  # fmt: skip
+            raise self._rejected(
+                prepared, response.status_code, "not a chat completion: " + response.text, start
+            ) from None
         data["model"] = prepared.model.id
         data["aquifer"] = prepared.extension
         self._log_outcome(prepared, "ok", response.status_code, start, usage=data.get("usage"))
@@ -256,13 +265,18 @@ class Gateway:
         """The answer to a failed upstream call; its first reason is the logged outcome."""
         model = prepared.model
         if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
-            return UpstreamError(f"model {model.id}: cannot connect to {model.endpoint} ({type(exc).__name__})",
-                                 reasons=["upstream_unreachable"])  # fmt: skip
+            return UpstreamError(
+                f"model {model.id}: cannot connect to {model.endpoint} ({type(exc).__name__})",
+                reasons=["upstream_unreachable"],
+            )
         if isinstance(exc, httpx.TimeoutException):
-            return UpstreamTimeout(f"model {model.id} at {model.endpoint} did not answer within {model.timeout_s:g} s",
-                                   reasons=["upstream_timeout"])  # fmt: skip
-        return UpstreamError(f"model {model.id} at {model.endpoint}: {type(exc).__name__}: {exc}",
-                             reasons=["upstream_error"])  # fmt: skip
+            return UpstreamTimeout(
+                f"model {model.id} at {model.endpoint} did not answer within {model.timeout_s:g} s",
+                reasons=["upstream_timeout"],
+            )
+        return UpstreamError(
+            f"model {model.id} at {model.endpoint}: {type(exc).__name__}: {exc}", reasons=["upstream_error"]
+        )
 
     def _failed(self, prepared: Prepared, exc: Exception, start: float) -> UpstreamError | UpstreamTimeout:
         error = self._mapped(prepared, exc)
@@ -274,8 +288,16 @@ class Gateway:
         self._log_outcome(prepared, "upstream_error", status, start, detail=detail)
         return UpstreamError(detail, reasons=["upstream_error"])
 
-    def _log_outcome(self, prepared: Prepared, outcome: str, status: int | None, start: float, *,
-                     usage: dict[str, Any] | None = None, detail: str | None = None) -> None:  # fmt: skip
+    def _log_outcome(
+        self,
+        prepared: Prepared,
+        outcome: str,
+        status: int | None,
+        start: float,
+        *,
+        usage: dict[str, Any] | None = None,
+        detail: str | None = None,
+    ) -> None:
         r, model = prepared.retrieval, prepared.model
         usage = usage or {}
         seconds = time.perf_counter() - start
@@ -283,15 +305,26 @@ class Gateway:
             self.observe(model.id, outcome, seconds)
         self.retriever.log.append(
             request_record(
-                kind="upstream", agent=r.ctx.agent, purpose=r.ctx.purpose, model=model.id,
-                locality=model.locality.value, reasons=[] if outcome == "ok" else [outcome],
-                revision=r.decided.revision, ref=r.decision_id,
-                upstream={"endpoint": model.endpoint, "served_name": model.served_name, "outcome": outcome,
-                          "http_status": status, "latency_ms": round(seconds * 1000, 3),
-                          "prompt_tokens": usage.get("prompt_tokens"),
-                          "completion_tokens": usage.get("completion_tokens"), "detail": detail},
+                kind="upstream",
+                agent=r.ctx.agent,
+                purpose=r.ctx.purpose,
+                model=model.id,
+                locality=model.locality.value,
+                reasons=[] if outcome == "ok" else [outcome],
+                revision=r.decided.revision,
+                ref=r.decision_id,
+                upstream={
+                    "endpoint": model.endpoint,
+                    "served_name": model.served_name,
+                    "outcome": outcome,
+                    "http_status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "prompt_tokens": usage.get("prompt_tokens"),
+                    "completion_tokens": usage.get("completion_tokens"),
+                    "detail": detail,
+                },
             )
-        )  # fmt: skip
+        )
 
     def _log_refusal(self, agent: str, purpose: str | None, model: str, reasons: list[str]) -> None:
         entry = self.retriever.engine.catalog.models.get(model)

@@ -109,8 +109,18 @@ class Retrieval:
             c.model_copy(update={"receipt": c.receipt.model_copy(update={"decision_id": last.decision_id})})
             for c in chunks
         ]
-        return cls(last.ctx, last.version, last.decision_id, rows, resources, decided, last.withheld, stamped,
-                   sum(p.near_duplicates for p in parts), sum(p.over_budget for p in parts))  # fmt: skip
+        return cls(
+            last.ctx,
+            last.version,
+            last.decision_id,
+            rows,
+            resources,
+            decided,
+            last.withheld,
+            stamped,
+            sum(p.near_duplicates for p in parts),
+            sum(p.over_budget for p in parts),
+        )
 
 
 class Retriever:
@@ -365,8 +375,9 @@ class Retriever:
         """Step 8: the decision record (plus any ``fields``, e.g. where the context is sent), fsync'd to the log.
         Nothing may be answered or forwarded before this returns."""
         r = retrieval
-        alerts = [Alert(row["chunk_id"], d.reasons) for row, d in zip(r.rows, r.decided.resources, strict=True)
-                  if not d.allow]  # fmt: skip
+        alerts = [
+            Alert(row["chunk_id"], d.reasons) for row, d in zip(r.rows, r.decided.resources, strict=True) if not d.allow
+        ]
         served = {c.chunk_id for c in r.chunks}
         with timings.stage("log"):
             record = decision_record(
@@ -379,8 +390,12 @@ class Retriever:
                 served=[row["chunk_id"] in served for row in r.rows],
                 alerts=[f"prefilter_let_through:{a.chunk_id}:{','.join(a.reasons)}" for a in alerts],
             )
-            record.update(decision_id=r.decision_id, index_version=r.version, **fields,
-                          withheld=[f"{w.dataset}:{','.join(w.reasons)}" for w in r.withheld])  # fmt: skip
+            record.update(
+                decision_id=r.decision_id,
+                index_version=r.version,
+                **fields,
+                withheld=[f"{w.dataset}:{','.join(w.reasons)}" for w in r.withheld],
+            )
             self.log.append(record)
         if alerts:
             with self._lock:
