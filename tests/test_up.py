@@ -89,6 +89,13 @@ def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> Non
     assert f"http://127.0.0.1:{model}/v1" in output
     for agent, token in DEV_TOKENS.items():  # the demo tokens, in full, to paste
         assert f"{agent}" in output and token in output
+    # each service logs to its own file: the terminal is the summary, not 2,200 lines of llama.cpp loading
+    assert len(output.splitlines()) < 40, output
+    logs = tmp_path / "data" / "logs"
+    assert "Uvicorn running" in (logs / "model.log").read_text()
+    assert "Uvicorn running" in (logs / "api.log").read_text()
+    assert "dagster" in (logs / "dagster.log").read_text().lower()
+    assert "logs: dagster.log, api.log, model.log in " in output
     time.sleep(1)
     alive = [
         p

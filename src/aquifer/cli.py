@@ -247,29 +247,18 @@ def up(
     import httpx
 
     from aquifer.local_model import SERVED_NAME, server_argv
-    from aquifer.up import Service, run
+    from aquifer.up import aquifer_services, run
 
-    bin_dir = Path(sys.executable).parent
-    services = [
-        Service(
-            "dagster",
-            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui_port)],
-            f"http://127.0.0.1:{ui_port}",
-            "/server_info",
-        ),
-        Service(
-            "api",
-            [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
-            f"http://127.0.0.1:{api_port}",
-            "/healthz",
-        ),
-    ]
+    model_argv = None
     if model:
         try:
-            argv = server_argv(port=model_port)
+            model_argv = server_argv(port=model_port)
         except FileNotFoundError as exc:
             raise _fail(str(exc)) from None
-        services.append(Service("model", argv, f"http://127.0.0.1:{model_port}", "/v1/models"))
+    data_dir = get_settings().data_dir
+    services = aquifer_services(
+        data_dir, ui_port=ui_port, api_port=api_port, model_port=model_port, model_argv=model_argv
+    )
 
     def announce() -> None:
         from aquifer.credentials import CredentialStore, development_token
@@ -294,6 +283,12 @@ def up(
             for agent, token in dev:
                 console.print(f"  {agent:<22} {token}", highlight=False)
         aquifer = os.path.relpath(Path(sys.executable).parent / "aquifer")
+        logged = [s.log for s in services if s.log]
+        if logged:
+            where = os.path.relpath(logged[0].parent)
+            where = str(logged[0].parent.resolve()) if where.startswith("..") else where
+            names = ", ".join(p.name for p in logged)
+            console.print(f"logs: {names} in {where}/", highlight=False, soft_wrap=True)
         console.print(f'try: [bold]{aquifer} ask --agent support_assistant "How do refunds work?"[/]', highlight=False)
         console.print("Ctrl-C stops everything.\n")
 

@@ -10,6 +10,24 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The source checkout this module runs from (tests, benchmarks and doctests use it). Nothing at run time needs it:
+an installed wheel is not a checkout."""
+
+DEMO = Path(__file__).resolve().parent / "_demo"
+"""The demo catalog and policies the wheel ships (``catalog/`` and ``policies/`` of the repository)."""
+
+
+def default_dir(name: str) -> Path:
+    """Where ``catalog/`` or ``policies/`` is when no setting says: in the working directory if it has one, else in
+    the source checkout this code runs from, else the demo the installed package ships.
+
+    >>> default_dir("policies").name
+    'policies'
+    """
+    for candidate in (Path.cwd() / name, PROJECT_ROOT / name, DEMO / name):
+        if candidate.is_dir():
+            return candidate
+    return Path(name)
 
 
 class Settings(BaseSettings):
@@ -26,7 +44,10 @@ class Settings(BaseSettings):
         default=None,
         description="Root of the Delta lake: a local path or an s3:// / gs:// URI. Default: <data_dir>/lake.",
     )
-    catalog_dir: Path = Field(default=PROJECT_ROOT / "catalog", description="Source catalog (YAML).")
+    catalog_dir: Path = Field(
+        default_factory=lambda: default_dir("catalog"),
+        description="The governance catalog (YAML). Default: ./catalog, else the checkout's, else the packaged demo.",
+    )
     storage_options: dict[str, str] = Field(
         default_factory=dict, description="deltalake storage options for object stores (credentials, region)."
     )
@@ -35,10 +56,14 @@ class Settings(BaseSettings):
         description="In production the demo agents' development tokens are refused.",
     )
     credentials_file: Path = Field(
-        default=PROJECT_ROOT / "catalog" / "credentials.yaml",
-        description="Agent token hashes (never the tokens). `aquifer agents issue-token` writes here.",
+        default_factory=lambda data: Path(data["catalog_dir"]) / "credentials.yaml",
+        description="Agent token hashes (never the tokens). `aquifer agents issue-token` writes here. Default: "
+        "<catalog_dir>/credentials.yaml.",
     )
-    policy_dir: Path = Field(default=PROJECT_ROOT / "policies", description="Rego policies (package = directory).")
+    policy_dir: Path = Field(
+        default_factory=lambda: default_dir("policies"),
+        description="Rego policies (package = directory). Default: ./policies, else the checkout's, else the demo.",
+    )
     policy_engine: Literal["embedded", "opa"] = Field(
         default="embedded", description="embedded: rego-cpp in-process (regopy); opa: a real OPA server at opa_url."
     )

@@ -4,6 +4,10 @@ Each service runs in its own session (process group), so Ctrl-C reaches only thi
 SIGINT to every group, waits, and escalates to SIGTERM and SIGKILL: nothing is left orphaned. If one service dies,
 the others are stopped and its exit status is returned. If the supervisor itself is killed outright, each service
 gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``).
+
+Each service writes to its own log file (``<data_dir>/logs/<service>.log``), so the terminal keeps only what a
+person reads: the summary (URLs, demo tokens, a command to try) once everything answers, and the tail of a
+service's log if it dies. :func:`aquifer_services` is what ``aquifer up`` runs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -28,7 +34,34 @@ class Service:
     url: str
     ready_path: str = "/"
     env: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+
+
+def aquifer_services(
+    data_dir: Path, *, ui_port: int, api_port: int, model_port: int, model_argv: list[str] | None
+) -> list[Service]:
+    """The Dagster UI, the API and (given its argv) the local model, each logging to ``<data_dir>/logs/``."""
+    bin_dir = Path(sys.executable).parent
+    logs = data_dir / "logs"
+    # the checkout's workspace.yaml where there is one; an installed package names its code location itself
+    location = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "pipelines.definitions"]
+    dagster = [str(bin_dir / "dagster"), "dev", *location, "-h", "127.0.0.1", "-p", str(ui_port)]
+    services = [
+        Service("dagster", dagster, f"http://127.0.0.1:{ui_port}", "/server_info", log=logs / "dagster.log"),
+        Service(
+            "api",
+            [sys.executable, "-m", "aquifer", "serve", "--port", str(api_port)],
+            f"http://127.0.0.1:{api_port}",
+            "/healthz",
+            log=logs / "api.log",
+        ),
+    ]
+    if model_argv is not None:
+        services.append(
+            Service("model", model_argv, f"http://127.0.0.1:{model_port}", "/v1/models", log=logs / "model.log")
+        )
+    return services
 
 
 def _ready(service: Service) -> bool:
@@ -67,9 +100,17 @@ def run(services: Sequence[Service], *, on_ready: Callable[[], None], ready_time
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         for s in services:
+            output = _open_log(s.log) if s.log else None
             s.proc = subprocess.Popen(
-                s.argv, env={**os.environ, **s.env}, start_new_session=True, preexec_fn=_die_with_parent
+                s.argv,
+                env={**os.environ, **s.env},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
             )
+            if output:
+                output.close()  # the child holds its own descriptor
         announced = False
         started = time.monotonic()
         while not stopping:
@@ -78,6 +119,8 @@ def run(services: Sequence[Service], *, on_ready: Callable[[], None], ready_time
                 code = s.proc.poll()
                 if code is not None:
                     _say(f"{s.name} exited with status {code}; stopping the others")
+                    if s.log:
+                        _say(f"the end of {s.log}:\n{_tail(s.log)}")
                     return code or 1
             if not announced and all(_ready(s) for s in services):
                 with contextlib.suppress(OSError):
@@ -94,6 +137,21 @@ def run(services: Sequence[Service], *, on_ready: Callable[[], None], ready_time
         stop(services)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _open_log(path: Path) -> BinaryIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = path.open("ab")
+    f.write(f"\n==== started {time.strftime('%Y-%m-%d %H:%M:%S %z')} ====\n".encode())
+    f.flush()
+    return f
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def _die_with_parent() -> None:
