@@ -1,0 +1,150 @@
+"""Commands that serve: ``aquifer serve``, ``serve-model``, ``up`` (all three together), and ``ask``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from aquifer.settings import get_settings
+
+if TYPE_CHECKING:
+    pass
+
+from aquifer.cli._common import app, console, fail
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the governed retrieval API (POST /v1/context; docs at /docs) with uvicorn."""
+    import uvicorn
+
+    from aquifer.service.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
+
+
+@app.command("serve-model")
+def serve_model(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (catalog/models/local_smollm2.yaml).")] = 8080,
+) -> None:
+    """Serve the local model (SmolLM2-135M-Instruct on llama.cpp, OpenAI-compatible) in the foreground."""
+    from aquifer.local_model import server_argv
+
+    try:
+        argv = server_argv(port=port)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    os.execv(argv[0], argv)
+
+
+@app.command()
+def up(
+    ui_port: Annotated[int, typer.Option(help="Dagster UI port.")] = 3000,
+    api_port: Annotated[int, typer.Option(help="Aquifer API port.")] = 8000,
+    model_port: Annotated[int, typer.Option(help="Local model port (catalog/models/local_smollm2.yaml).")] = 8080,
+    model: Annotated[bool, typer.Option(help="Also serve the local model (llama.cpp).")] = True,
+) -> None:
+    """Run the Dagster UI, the Aquifer API and the local model together (Ctrl-C stops all, leaving no process)."""
+    import httpx
+
+    from aquifer.local_model import SERVED_NAME, server_argv
+    from aquifer.up import aquifer_services, run
+
+    model_argv = None
+    if model:
+        try:
+            model_argv = server_argv(port=model_port)
+        except FileNotFoundError as exc:
+            raise fail(str(exc)) from None
+    data_dir = get_settings().data_dir
+    services = aquifer_services(
+        data_dir, ui_port=ui_port, api_port=api_port, model_port=model_port, model_argv=model_argv
+    )
+
+    def announce() -> None:
+        from aquifer.credentials import CredentialStore, development_token
+
+        console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
+        console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
+        if model:
+            console.print(f"[bold]Local model[/] http://127.0.0.1:{model_port}/v1 ({SERVED_NAME}, llama.cpp)")
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()
+            for component, problem in ready.get("problems", {}).items():
+                console.print(f"[yellow]API not ready[/]: {component}: {escape(problem)}", highlight=False)
+        except (httpx.HTTPError, ValueError):
+            pass
+        dev = [
+            (c.agent, t)
+            for c in CredentialStore(get_settings().credentials_file).load().values()
+            if (t := development_token(c))
+        ]
+        if dev:
+            console.print("demo agents' development-only tokens (refused when AQUIFER_ENVIRONMENT=production):")
+            for agent, token in dev:
+                console.print(f"  {agent:<22} {token}", highlight=False)
+        aquifer = os.path.relpath(Path(sys.executable).parent / "aquifer")
+        logged = [s.log for s in services if s.log]
+        if logged:
+            where = os.path.relpath(logged[0].parent)
+            where = str(logged[0].parent.resolve()) if where.startswith("..") else where
+            names = ", ".join(p.name for p in logged)
+            console.print(f"logs: {names} in {where}/", highlight=False, soft_wrap=True)
+        console.print(f'try: [bold]{aquifer} ask --agent support_assistant "How do refunds work?"[/]', highlight=False)
+        console.print("Ctrl-C stops everything.\n")
+
+    raise typer.Exit(run(services, on_ready=announce))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    agent: Annotated[str, typer.Option("--agent", "-a", help="Agent id (catalog/agents).")],
+    purpose: Annotated[str | None, typer.Option(help="Default: the agent's first purpose.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model id. Default: the agent's default model.")] = None,
+    url: Annotated[str, typer.Option(help="Aquifer's OpenAI-compatible base URL.")] = "http://127.0.0.1:8000/v1",
+    max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Longest answer, in model tokens.")] = 256,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="The answer and its aquifer member, as JSON.")] = False,
+) -> None:
+    """Ask AGENT's question through the governed gateway: the answer on the agent's model, its sources [n] with
+    receipts, and what the policy withheld. The token is AQUIFER_TOKEN, or the demo agent's development token."""
+    from aquifer.ask import AskError, show
+    from aquifer.ask import ask as ask_gateway
+
+    def echo(piece: str) -> None:
+        console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+
+    stream = stream and not as_json
+    try:
+        answer = ask_gateway(
+            question,
+            agent=agent,
+            base_url=url,
+            purpose=purpose,
+            model=model,
+            max_tokens=max_tokens,
+            on_text=echo if stream else None,
+        )
+    except AskError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(dataclasses.asdict(answer), indent=2, ensure_ascii=False))
+        return
+    if stream:
+        console.print()
+    show(answer, console, text=not stream)
+
+
+# -- policy -------------------------------------------------------------------------------------------------------
