@@ -13,6 +13,7 @@ from faker import Faker
 
 from aquifer import pii
 from aquifer.pii import PII_TYPES, PiiSpan, detect, detect_many, redact
+from aquifer.pii import _engine as fast
 
 SAMPLE = (
     "Customer Jane Miller (jane.miller@example.com, (415) 555-0134) lives at "
@@ -281,7 +282,7 @@ def _as_results(entity: str, spans: Iterator[tuple[float, int, int]]) -> set[tup
 @pytest.mark.parametrize("type_", PII_TYPES)
 def test_fast_path_equals_presidio_analyze(type_: str, texts: list[str]) -> None:
     """Per recognizer, our compiled scans + validation give what its own analyze() gives."""
-    fr = next(f for f in pii._engine() if PII_TYPES[f.type_index] == type_)
+    fr = next(f for f in fast.fast_engine() if PII_TYPES[f.type_index] == type_)
     entity = fr.recognizer.supported_entities[0]
     extra = [
         SAMPLE,
@@ -294,10 +295,10 @@ def test_fast_path_equals_presidio_analyze(type_: str, texts: list[str]) -> None
         "Name: Zoltan Kowalczyk / Full name = 'Ada Lovelace' / Product name: Tidewater Platform",
         "Dear John McDonald, from Grant Access to Chase Bank; regards,  Mary Ann Smith",
     ]
-    docs = [pii._Doc(t) for t in texts + extra]
+    docs = [fast._Doc(t) for t in texts + extra]
     ours: list[list[tuple[float, int, int, int]]] = [[] for _ in docs]
     for p in fr.patterns:
-        pii._pattern_candidates(fr, p, docs, ours, gated=False)
+        fast._pattern_candidates(fr, p, docs, ours, gated=False)
     compared = 0
     for doc, candidates in zip(docs, ours, strict=True):
         theirs = fr.recognizer.analyze(doc.text, [entity], None)
@@ -308,17 +309,17 @@ def test_fast_path_equals_presidio_analyze(type_: str, texts: list[str]) -> None
 
 
 def test_gates_never_change_results(texts: list[str]) -> None:
-    engine = pii._engine()
+    engine = fast.fast_engine()
     extra = ["ssn 536221234 and phone 4155550134", "::1 and fe80::1ff:fe23:4567:890a%eth0", "PO Box 12"]
     batch = texts + PROSE + extra
-    assert pii._detect_batch(batch, engine, gated=True) == pii._detect_batch(batch, engine, gated=False)
+    assert fast._detect_batch(batch, engine, gated=True) == fast._detect_batch(batch, engine, gated=False)
 
 
 def test_nanp_shortcut_agrees_with_phonenumbers() -> None:
     """PhoneRecognizer skips phonenumbers for NANP-shaped text, claiming it is always possible."""
     import phonenumbers
 
-    phone = next(f for f in pii._engine() if PII_TYPES[f.type_index] == "phone").recognizer
+    phone = next(f for f in fast.fast_engine() if PII_TYPES[f.type_index] == "phone").recognizer
     rng = random.Random(3)
     forms = [
         "({a}) {b}-{c}",

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aquifer.ids import IDENTIFIER_PATTERN
-from aquifer.pii import PII_TYPES
+from aquifer.pii.types import PII_TYPES
 
 _M = TypeVar("_M", bound=BaseModel)
 
