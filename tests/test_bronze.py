@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from aquifer.catalog import Catalog
-from aquifer.medallion import bronze
+from aquifer.medallion import bronze, readers
 from aquifer.medallion.common import RunContext
 
 MD = b"---\nid: pd-1\ntitle: SSO setup\nupdated_at: 2026-11-20T10:00:00Z\n---\n# SSO setup\n\nConfigure SAML.\n"
@@ -42,17 +45,17 @@ CSV_HEAD = b"ticket_id,subject,description,customer_name,customer_email,priority
 def test_read_records_classifies_every_record(
     catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
 ) -> None:
-    records = list(bronze.read_records(catalog.source(source_id), Path(name), data))
+    records = list(readers.read_records(catalog.source(source_id), Path(name), data))
     assert [r.status for r in records] == statuses
     for record in records:
         assert record.raw in data  # raw bytes are kept, even when unparseable
         assert (record.payload is None) == (record.status != "ok")
         if record.status != "ok":
-            assert record.error and record.error.startswith(bronze.PARSE_ERRORS[record.status])
+            assert record.error and record.error.startswith(readers.PARSE_ERRORS[record.status])
 
 
 DEEP = b"[" * 5000 + b"1" + b"]" * 5000
-SMALL = bronze.ReaderLimits(max_record_bytes=2000, max_line_bytes=1000, max_depth=8, max_nodes=400)
+SMALL = readers.ReaderLimits(max_record_bytes=2000, max_line_bytes=1000, max_depth=8, max_nodes=400)
 LAUGHS = b"---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" + (
     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n---\nbody\n"
 )
@@ -94,12 +97,12 @@ def test_limits_quarantine_a_record_and_keep_reading(
     catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
 ) -> None:
     """Each limit of ReaderLimits, one hostile record at a time: the record gets its code, its neighbours are read."""
-    records = list(bronze.read_records(catalog.source(source_id), Path(name), data, SMALL))
+    records = list(readers.read_records(catalog.source(source_id), Path(name), data, SMALL))
     assert [r.status for r in records] == statuses
     for record in records:
         assert record.raw in data
         if record.status != "ok":
-            assert record.error and record.error.startswith(bronze.PARSE_ERRORS[record.status])
+            assert record.error and record.error.startswith(readers.PARSE_ERRORS[record.status])
 
 
 @pytest.mark.parametrize(
@@ -118,7 +121,7 @@ def test_limits_quarantine_a_record_and_keep_reading(
 def test_json_and_yaml_nested_5000_deep_are_quarantined_at_the_default_limits(
     catalog: Catalog, source_id: str, name: str, data: bytes, statuses: list[str]
 ) -> None:
-    records = list(bronze.read_records(catalog.source(source_id), Path(name), data))
+    records = list(readers.read_records(catalog.source(source_id), Path(name), data))
     assert [r.status for r in records] == statuses
     assert "level" in (records[-1 if name.endswith(".md") else 1].error or "")
 
@@ -132,7 +135,7 @@ def test_a_file_over_the_size_limit_is_one_record_with_its_head_and_hash(catalog
     (landing / "hr" / "big.jsonl").write_bytes(big)
     source = catalog.source("hr_case_notes").model_copy(update={"landing_path": "hr"})
     ctx = RunContext(lake=Lake(str(tmp_path / "lake")), run_id="r1")
-    result = bronze.promote_to_bronze(source, landing, ctx, limits=bronze.ReaderLimits(max_file_bytes=1_000_000))
+    result = bronze.promote_to_bronze(source, landing, ctx, limits=readers.ReaderLimits(max_file_bytes=1_000_000))
     rows = ctx.lake.read("bronze", source.id)
     assert result.rows_written == 1 and rows["parse_status"].to_list() == ["file_too_large"]
     import hashlib
@@ -140,16 +143,16 @@ def test_a_file_over_the_size_limit_is_one_record_with_its_head_and_hash(catalog
     assert rows["file_sha256"][0] == hashlib.sha256(big).hexdigest() == rows["content_sha256"][0]
     assert rows["raw"][0] == big[: bronze.HEAD_BYTES]
     (landing / "hr" / "big.jsonl").write_bytes(big + b'{"case_id": "2"}\n')
-    again = bronze.promote_to_bronze(source, landing, ctx, limits=bronze.ReaderLimits(max_file_bytes=1_000_000))
+    again = bronze.promote_to_bronze(source, landing, ctx, limits=readers.ReaderLimits(max_file_bytes=1_000_000))
     assert again.rows_written == 1, "a changed file over the limit is a new record (its hash changed)"
 
 
 def test_the_limits_are_settings() -> None:
     from aquifer.settings import Settings
 
-    limits = bronze.ReaderLimits.from_settings(Settings(bronze_max_depth=7, bronze_max_line_bytes=99))
+    limits = readers.ReaderLimits.from_settings(Settings(bronze_max_depth=7, bronze_max_line_bytes=99))
     assert (limits.max_depth, limits.max_line_bytes) == (7, 99)
-    assert bronze.ReaderLimits.from_settings(Settings()) == bronze.ReaderLimits()
+    assert readers.ReaderLimits.from_settings(Settings()) == readers.ReaderLimits()
 
 
 def test_csv_record_keeps_its_own_raw_lines(catalog: Catalog) -> None:
@@ -157,14 +160,14 @@ def test_csv_record_keeps_its_own_raw_lines(catalog: Catalog) -> None:
         CSV_HEAD
         + b'T1,a,"multi\nline",A,a@b.c,low,open,2026-01-01,2026-01-02\nT2,b,c,B,b@b.c,low,open,2026-01-01,2026-01-02\n'
     )
-    first, second = bronze.read_records(catalog.source("support_tickets"), Path("t.csv"), data)
+    first, second = readers.read_records(catalog.source("support_tickets"), Path("t.csv"), data)
     assert first.raw == b'T1,a,"multi\nline",A,a@b.c,low,open,2026-01-01,2026-01-02\n'
     assert first.payload is not None and first.payload["description"] == "multi\nline"
     assert second.raw.startswith(b"T2,")
 
 
 def test_markdown_front_matter_becomes_payload(catalog: Catalog) -> None:
-    (record,) = bronze.read_records(catalog.source("product_docs"), Path("a.md"), MD)
+    (record,) = readers.read_records(catalog.source("product_docs"), Path("a.md"), MD)
     assert record.payload == {
         "id": "pd-1",
         "title": "SSO setup",
@@ -220,3 +223,40 @@ def test_nothing_is_dropped(catalog: Catalog, ctx: RunContext, tmp_path: Path) -
     assert table["uri"].to_list() == ["product_docs/a.md", "product_docs/bin.md", "product_docs/empty.md"]
     assert table.filter(pl.col("uri") == "product_docs/bin.md")["raw"].item() == b"\x00\x01"
     assert table.schema == pl.Schema(bronze.SCHEMA)
+
+
+def test_a_new_source_format_is_one_reader_entry(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tab-separated format, added as one entry of the registry: the catalog accepts the name, bronze reads it,
+    silver normalises its records, with no other change."""
+    from aquifer.catalog import load_catalog
+    from aquifer.lake import Lake
+    from aquifer.medallion import silver
+    from aquifer.settings import PROJECT_ROOT
+
+    def tsv(data: bytes, limits: readers.ReaderLimits) -> Iterator[readers.Record]:
+        header, *rows = data.decode().splitlines()
+        names = header.split("\t")
+        for number, row in enumerate(rows, start=2):
+            yield readers.Record(number, row.encode(), dict(zip(names, row.split("\t"), strict=True)), readers.OK)
+
+    monkeypatch.setitem(readers.READERS, "tsv", readers.Reader("tsv", (".tsv",), tsv))
+    root = tmp_path / "catalog"
+    shutil.copytree(PROJECT_ROOT / "catalog", root)
+    entry = yaml.safe_load((root / "sources" / "hr_case_notes.yaml").read_text())
+    (root / "sources" / "hr_case_notes.yaml").write_text(yaml.safe_dump({**entry, "format": "tsv"}))
+    tsv_catalog = load_catalog(root)
+    source = tsv_catalog.source("hr_case_notes")
+    landing = tmp_path / "landing"
+    (landing / source.landing_path).mkdir(parents=True)
+    (landing / source.landing_path / "cases.tsv").write_text(
+        "case_id\tsubject\tnote\tupdated_at\nc-1\tLeave\tDiscussed leave.\t2026-11-01\n"
+    )
+    ctx = RunContext(lake=Lake(str(tmp_path / "lake")), run_id="r1")
+    assert bronze.promote_to_bronze(source, landing, ctx).rows_written == 1
+    silver.promote_to_silver(source, tsv_catalog, ctx)
+    assert ctx.lake.read("silver", source.id)["doc_id"].to_list() == ["c-1"]
+    with pytest.raises(Exception, match="not a source format Aquifer reads"):
+        monkeypatch.delitem(readers.READERS, "tsv")
+        load_catalog(root)

@@ -90,12 +90,13 @@ def layer_asset(
     extra_metadata: Callable[[AquiferResource], dict[str, Any]] | None = None,
 ) -> dg.AssetsDefinition:
     """The one shape every layer's asset has: promote, attach metadata, evaluate the layer's gates."""
+    layer = str(layer)  # a Layer is a str; Dagster serialises plain ones only
     key = dg.AssetKey([layer, source.id])
 
     @dg.asset(
         key=key,
         group_name=layer,
-        deps=[dg.AssetKey([upstream, source.id])] if upstream else None,
+        deps=[dg.AssetKey([str(upstream), source.id])] if upstream else None,
         description=description,
         owners=owners(source),
         tags=tags(source),

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aquifer.ids import IDENTIFIER_PATTERN
+from aquifer.medallion.readers import READERS
 from aquifer.pii.types import PII_TYPES
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -130,7 +131,7 @@ class Source(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     description: str = Field(min_length=1)
     owner: Owner
-    format: Literal["markdown", "jsonl", "csv"]
+    format: str = Field(description="A reader of aquifer.medallion.readers.READERS: markdown, jsonl or csv")
     landing_path: str = Field(min_length=1, description="Folder under the landing zone")
     classification: Classification
     allowed_purposes: list[Annotated[str, Field(pattern=_ID)]] = Field(min_length=1)
@@ -168,9 +169,17 @@ class Source(_Strict):
     def retention_period(self) -> dt.timedelta:
         return parse_duration(self.retention)
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in READERS:
+            msg = f"{value!r} is not a source format Aquifer reads; known: {', '.join(sorted(READERS))}"
+            raise ValueError(msg)
+        return value
+
     @property
     def extensions(self) -> tuple[str, ...]:
-        return {"markdown": (".md", ".markdown"), "jsonl": (".jsonl", ".ndjson"), "csv": (".csv",)}[self.format]
+        return READERS[self.format].extensions
 
 
 class Locality(StrEnum):

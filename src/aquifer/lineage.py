@@ -17,18 +17,17 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from aquifer.lake import Lake
-from aquifer.medallion.common import layer_of
+from aquifer.medallion.layers import Layer
 from aquifer.policy.decision import Resource
 
 if TYPE_CHECKING:
     from aquifer.catalog import Catalog
 
-KEY = {"bronze": "record_id", "silver": "silver_id", "gold": "chunk_id", "platinum": "platinum_id"}
-_DETAIL = {
-    "platinum": ["dataset", "classification", "certified_at", "fresh_until"],
-    "gold": ["dataset", "doc_id", "chunk_index", "classification", "pii_types", "untrusted", "superseded_by"],
-    "silver": ["source_id", "doc_id", "title", "updated_at", "classification", "pii_types"],
-    "bronze": [
+_DETAIL: dict[str, list[str]] = {
+    Layer.PLATINUM: ["dataset", "classification", "certified_at", "fresh_until"],
+    Layer.GOLD: ["dataset", "doc_id", "chunk_index", "classification", "pii_types", "untrusted", "superseded_by"],
+    Layer.SILVER: ["source_id", "doc_id", "title", "updated_at", "classification", "pii_types"],
+    Layer.BRONZE: [
         "source_id",
         "uri",
         "record_ordinal",
@@ -77,11 +76,11 @@ class Node:
 
 
 def _lookup(lake: Lake, layer: str, dataset: str, version: int | None, ids: list[str]) -> dict[str, dict[str, Any]]:
-    key = KEY[layer]
+    key = Layer(layer).key
     if not lake.exists(layer, dataset):
         return {}
     columns = [key, "run_id", "code_version", *_DETAIL[layer]]
-    if layer != "bronze":
+    if layer != Layer.BRONZE:
         columns += ["upstream_ids", "upstream_table", "upstream_version"]
     else:
         columns.append("raw")
@@ -91,7 +90,7 @@ def _lookup(lake: Lake, layer: str, dataset: str, version: int | None, ids: list
 
 def _node(layer: str, dataset: str, version: int | None, row: dict[str, Any]) -> Node:
     node = Node(
-        id=row[KEY[layer]],
+        id=row[Layer(layer).key],
         layer=layer,
         table=f"{layer}/{dataset}",
         delta_version=version,
@@ -99,7 +98,7 @@ def _node(layer: str, dataset: str, version: int | None, row: dict[str, Any]) ->
         code_version=row["code_version"],
         detail={k: row[k] for k in _DETAIL[layer]},
     )
-    if layer == "bronze" and hashlib.sha256(row["raw"]).hexdigest() != row["content_sha256"]:
+    if layer == Layer.BRONZE and hashlib.sha256(row["raw"]).hexdigest() != row["content_sha256"]:
         node.problems.append(f"{node.id}: raw bytes in bronze do not match their recorded content_sha256")
     return node
 
@@ -136,13 +135,14 @@ def _expand(lake: Lake, frontier: list[tuple[Node, dict[str, Any]]]) -> None:
 
 def trace(lake: Lake, ids: list[str], datasets: list[str]) -> list[Node]:
     """Trace ids (of any one layer or mixed) to bronze. Raises :class:`LineageError` for an unknown id."""
-    by_layer: dict[str, list[str]] = defaultdict(list)
+    by_layer: dict[Layer, list[str]] = defaultdict(list)
     for record_id in ids:
-        layer = layer_of(record_id)
-        if layer is None:
-            msg = f"{record_id!r} is not an Aquifer id (expected a brz_, slv_, gld_ or plt_ prefix)"
+        of = Layer.of_id(record_id)
+        if of is None:
+            prefixes = ", ".join(layer.prefix for layer in Layer)
+            msg = f"{record_id!r} is not an Aquifer id (expected a {prefixes} prefix)"
             raise LineageError(msg)
-        by_layer[layer].append(record_id)
+        by_layer[of].append(record_id)
     roots: dict[str, tuple[Node, dict[str, Any]]] = {}
     for layer, layer_ids in by_layer.items():
         for dataset in datasets:
@@ -164,10 +164,10 @@ def verify(nodes: list[Node], landing_dir: Path) -> list[str]:
     files: dict[str, str] = {}
     for node in nodes:
         leaves = node.leaves()
-        if not leaves or leaves[0].layer != "bronze":
+        if not leaves or leaves[0].layer != Layer.BRONZE:
             problems.append(f"{node.id}: lineage does not reach a bronze record")
         for leaf in leaves:
-            if leaf.layer == "bronze":
+            if leaf.layer == Layer.BRONZE:
                 files[leaf.detail["uri"]] = leaf.detail["file_sha256"]
     for uri, expected in sorted(files.items()):
         path = landing_dir / uri
@@ -183,7 +183,7 @@ def verify(nodes: list[Node], landing_dir: Path) -> list[str]:
 def find_chunk(lake: Lake, catalog: Catalog, chunk_id: str) -> tuple[dict[str, Any], Resource] | None:
     """The row of chunk ``chunk_id`` (a chunk id or a platinum id) and its resource class: from platinum when
     certified, else from gold (``aquifer policy explain --chunk``)."""
-    for layer in ("platinum", "gold"):
+    for layer in (Layer.PLATINUM, Layer.GOLD):
         for dataset in catalog.sources:
             if not lake.exists(layer, dataset):
                 continue

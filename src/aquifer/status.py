@@ -9,13 +9,13 @@ import polars as pl
 
 from aquifer.catalog import Catalog
 from aquifer.lake import Lake
-from aquifer.medallion.common import LAYERS, QUARANTINE
+from aquifer.medallion.layers import QUARANTINE, Layer
 
 
 def table_status(lake: Lake, catalog: Catalog) -> list[dict[str, Any]]:
     rows = []
     for source in catalog:
-        for layer in (*LAYERS, QUARANTINE):
+        for layer in (*Layer, QUARANTINE):
             entry: dict[str, Any] = {
                 "layer": layer,
                 "dataset": source.id,

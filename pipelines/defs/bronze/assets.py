@@ -1,7 +1,8 @@
 import dagster as dg
 
 from aquifer.catalog import Catalog, Source
-from aquifer.medallion.bronze import CODE_VERSION, LAYER, ReaderLimits, promote_to_bronze
+from aquifer.medallion.bronze import CODE_VERSION, LAYER, promote_to_bronze
+from aquifer.medallion.readers import ReaderLimits
 from pipelines.defs.bronze.checks import gates
 from pipelines.defs.shared import layer_asset
 

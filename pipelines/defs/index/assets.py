@@ -3,6 +3,7 @@ import dagster as dg
 from aquifer.catalog import Catalog
 from aquifer.embedding import get_embedder
 from aquifer.index import TABLE, LanceDBStore, sync
+from aquifer.medallion.layers import Layer
 from aquifer.tokenizer import EMBEDDING_MODEL
 from pipelines.defs.index.checks import IN_SYNC, IN_SYNC_DESCRIPTION, in_sync
 from pipelines.defs.resources import AquiferResource
@@ -16,7 +17,7 @@ def build(catalog: Catalog) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=KEY,
         group_name="index",
-        deps=[dg.AssetKey(["platinum", s.id]) for s in catalog],
+        deps=[dg.AssetKey([str(Layer.PLATINUM), s.id]) for s in catalog],
         description="LanceDB vector index of every certified platinum chunk (all-MiniLM-L6-v2), with its policy "
         "class and precomputed provenance receipt. Only new or changed chunks are embedded; chunks that left "
         "platinum leave the index in the same run.",

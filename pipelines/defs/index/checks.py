@@ -6,6 +6,7 @@ from aquifer.catalog import Catalog
 from aquifer.index import RECEIPT_COLUMNS, VectorStore
 from aquifer.lake import Lake
 from aquifer.medallion.checks import CheckOutcome
+from aquifer.medallion.layers import Layer
 
 IN_SYNC = "in_sync_with_platinum"
 IN_SYNC_DESCRIPTION = (
@@ -18,8 +19,8 @@ def in_sync(index: VectorStore, lake: Lake, catalog: Catalog) -> CheckOutcome:
     platinum = {
         i
         for d in catalog.sources
-        if lake.exists("platinum", d)
-        for i in lake.read("platinum", d, columns=["platinum_id"])["platinum_id"]
+        if lake.exists(Layer.PLATINUM, d)
+        for i in lake.read(Layer.PLATINUM, d, columns=[Layer.PLATINUM.key])[Layer.PLATINUM.key]
     }
     frame = index.columns(RECEIPT_COLUMNS)
     indexed = set(frame["platinum_id"])

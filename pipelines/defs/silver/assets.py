@@ -4,7 +4,7 @@ import dagster as dg
 
 from aquifer.catalog import Catalog, Source
 from aquifer.medallion import bronze
-from aquifer.medallion.common import QUARANTINE
+from aquifer.medallion.layers import QUARANTINE
 from aquifer.medallion.silver import CODE_VERSION, LAYER, QUARANTINE_SCHEMA, promote_to_silver
 from pipelines.defs.resources import AquiferResource
 from pipelines.defs.shared import layer_asset

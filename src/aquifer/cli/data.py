@@ -143,6 +143,7 @@ def lineage(
     from aquifer.lake import Lake
     from aquifer.lineage import LineageError, trace
     from aquifer.lineage import verify as verify_nodes
+    from aquifer.medallion.layers import Layer
 
     settings = get_settings()
     lake = Lake.from_settings(settings)
@@ -155,8 +156,8 @@ def lineage(
         else [
             i
             for d in datasets
-            if lake.exists("platinum", d)
-            for i in lake.read("platinum", d, columns=["platinum_id"])["platinum_id"]
+            if lake.exists(Layer.PLATINUM, d)
+            for i in lake.read(Layer.PLATINUM, d, columns=[Layer.PLATINUM.key])[Layer.PLATINUM.key]
         ]
     )
     try:

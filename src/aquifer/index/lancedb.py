@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from aquifer.index.base import StoreBase
 from aquifer.index.schema import SCHEMA, TABLE
+from aquifer.medallion.layers import Layer
 
 if TYPE_CHECKING:
     from aquifer.settings import Settings
@@ -195,7 +196,8 @@ class LanceDBStore(StoreBase):
         return rows
 
     def row(self, chunk_id: str) -> dict[str, Any] | None:
-        column = "platinum_id" if chunk_id.startswith("plt_") else "chunk_id"
+        layer = Layer.PLATINUM if Layer.of_id(chunk_id) is Layer.PLATINUM else Layer.GOLD
+        column = layer.key
         rows = self.table().search().where(_sql_in(column, [chunk_id])).limit(1).to_list()
         return rows[0] if rows else None
 

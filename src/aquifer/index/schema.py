@@ -8,10 +8,11 @@ from __future__ import annotations
 import pyarrow as pa
 
 from aquifer.embedding import DIMENSIONS
+from aquifer.medallion.layers import Layer
 from aquifer.policy.decision import Resource
 
 TABLE = "chunks"
-LAYER = "platinum"
+LAYER = Layer.PLATINUM
 
 RECEIPT_COLUMNS = (
     "source_uri",

@@ -16,7 +16,7 @@ from aquifer import pii
 from aquifer.catalog import Source
 from aquifer.lake import Lake
 from aquifer.medallion import bronze, gold, platinum, silver
-from aquifer.medallion.common import QUARANTINE
+from aquifer.medallion.layers import QUARANTINE
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Pieces every layer shares: ids, lineage columns, the run context and the per-run result."""
+"""Pieces every layer shares: the run context, the per-run result, PII span columns (the vocabulary of layers, ids
+and lineage columns is :mod:`aquifer.medallion.layers`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,35 +11,7 @@ import polars as pl
 
 from aquifer.lake import CommitInfo, Lake
 
-LAYERS = ("bronze", "silver", "gold", "platinum")
-QUARANTINE = "quarantine"
-
-# Id prefixes tell which layer an id belongs to, so `aquifer lineage <id>` needs no layer argument.
-ID_PREFIX = {"bronze": "brz_", "silver": "slv_", "gold": "gld_", "platinum": "plt_"}
-
-# Lineage columns every silver, gold and platinum row carries.
-LINEAGE_SCHEMA: dict[str, pl.DataType] = {
-    "upstream_ids": pl.List(pl.String),
-    "upstream_table": pl.String(),
-    "upstream_version": pl.Int64(),
-    "run_id": pl.String(),
-    "code_version": pl.String(),
-}
-
 PII_SPAN = pl.Struct({"type": pl.String, "start": pl.Int64, "end": pl.Int64})
-
-
-def stable_id(layer: str, *parts: str | int) -> str:
-    """A content-derived id: the same inputs give the same id in every run and on every machine."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
-    return ID_PREFIX[layer] + digest
-
-
-def layer_of(record_id: str) -> str | None:
-    for layer, prefix in ID_PREFIX.items():
-        if record_id.startswith(prefix):
-            return layer
-    return None
 
 
 def utcnow() -> dt.datetime:

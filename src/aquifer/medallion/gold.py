@@ -26,11 +26,12 @@ import polars as pl
 from aquifer.catalog import Catalog, Classification, Source
 from aquifer.injection import instruction_match
 from aquifer.medallion import silver
-from aquifer.medallion.common import LINEAGE_SCHEMA, PII_SPAN, PromotionResult, RunContext, nested_spans, stable_id
+from aquifer.medallion.common import PII_SPAN, PromotionResult, RunContext, nested_spans
+from aquifer.medallion.layers import LINEAGE_SCHEMA, Layer
 from aquifer.tokenizer import EMBEDDING_MODEL, get_tokenizer
 
 CODE_VERSION = "gold-1"
-LAYER = "gold"
+LAYER = Layer.GOLD
 CHUNK_TOKENS = 200
 OVERLAP_TOKENS = 40
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$|\n\s*$")
@@ -159,7 +160,7 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
                 flat_types["chunk"].extend([chunk] * len(types))
                 flat_types["type"].extend(types)
             columns["row"].append(row)
-            columns["chunk_id"].append(stable_id(LAYER, silver_id, index, CODE_VERSION))
+            columns["chunk_id"].append(LAYER.stable_id(silver_id, index, CODE_VERSION))
             columns["chunk_index"].append(index)
             columns["chunk_count"].append(len(windows))
             columns["text"].append(body[start:end])

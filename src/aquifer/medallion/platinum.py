@@ -16,10 +16,11 @@ import polars as pl
 
 from aquifer.catalog import Source
 from aquifer.medallion import gold
-from aquifer.medallion.common import LINEAGE_SCHEMA, PromotionResult, RunContext, stable_id
+from aquifer.medallion.common import PromotionResult, RunContext
+from aquifer.medallion.layers import LINEAGE_SCHEMA, Layer
 
 CODE_VERSION = "platinum-1"
-LAYER = "platinum"
+LAYER = Layer.PLATINUM
 
 _CARRIED = [
     "chunk_id",
@@ -77,7 +78,7 @@ def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
     # a filter, not a semi-join: polars then decodes the other columns only for matching rows
     rows = chunks.filter(pl.col("chunk_id").is_in(new_ids["chunk_id"].implode())).select(_CARRIED).collect()
     inserts = rows.with_columns(
-        pl.Series("platinum_id", [stable_id(LAYER, c) for c in rows["chunk_id"]], pl.String),
+        pl.Series("platinum_id", [LAYER.stable_id(c) for c in rows["chunk_id"]], pl.String),
         (pl.col("updated_at") + source.freshness).alias("fresh_until"),
         pl.concat_list(pl.col("chunk_id")).alias("upstream_ids"),
         pl.lit(upstream_table).alias("upstream_table"),

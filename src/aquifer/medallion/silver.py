@@ -21,19 +21,12 @@ import polars as pl
 
 from aquifer import pii
 from aquifer.catalog import Catalog, Classification, Source
-from aquifer.medallion import bronze
-from aquifer.medallion.common import (
-    LINEAGE_SCHEMA,
-    PII_SPAN,
-    QUARANTINE,
-    PromotionResult,
-    RunContext,
-    nested_spans,
-    stable_id,
-)
+from aquifer.medallion import bronze, readers
+from aquifer.medallion.common import PII_SPAN, PromotionResult, RunContext, nested_spans
+from aquifer.medallion.layers import LINEAGE_SCHEMA, QUARANTINE, Layer
 
 CODE_VERSION = "silver-1"
-LAYER = "silver"
+LAYER = Layer.SILVER
 
 # Stable reason codes for records silver rejects (bronze parse failures keep their bronze status code).
 VALIDATION_ERRORS = {
@@ -41,7 +34,7 @@ VALIDATION_ERRORS = {
     "invalid_field_type": "a field has the wrong type",
     "invalid_timestamp": "a timestamp field is not ISO 8601",
 }
-REASONS = {**bronze.PARSE_ERRORS, **VALIDATION_ERRORS}
+REASONS = {**readers.PARSE_ERRORS, **VALIDATION_ERRORS}
 
 SCHEMA: dict[str, pl.DataType] = {
     "silver_id": pl.String(),
@@ -118,13 +111,13 @@ def parse_timestamp(value: str, field: str) -> dt.datetime:
 def normalise(source: Source, payload: Mapping[str, Any], uri: str) -> Normalised:
     """Map a bronze payload onto the document schema, or raise :class:`Rejected` naming the field."""
     fields = source.fields
-    markdown = source.format == "markdown"
+    whole_file = readers.READERS[source.format].whole_file
     body = _text_field(payload, fields.body, "body")
     assert body is not None
-    doc_id = _text_field(payload, fields.id, "id", required=not markdown)
-    if doc_id is None:  # a Markdown page without an id is identified by its path
+    doc_id = _text_field(payload, fields.id, "id", required=not whole_file)
+    if doc_id is None:  # a whole-file document (a Markdown page) without an id is identified by its path
         doc_id = uri.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    title = _text_field(payload, fields.title, "title", required=not markdown)
+    title = _text_field(payload, fields.title, "title", required=not whole_file)
     if title is None:
         heading = _HEADING.search(body)
         if heading is None:
@@ -182,7 +175,7 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
     rejects: list[dict[str, Any]] = []
     accepted: list[tuple[str, Normalised]] = []
     for row in pending.iter_rows(named=True):
-        if row["parse_status"] != bronze.OK:
+        if row["parse_status"] != readers.OK:
             reason, message = row["parse_status"], row["parse_error"]
         else:
             try:
@@ -209,7 +202,7 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
         content_sha = hashlib.sha256(
             "\x1f".join([doc.title, doc.body, doc.updated_at.isoformat()]).encode()
         ).hexdigest()
-        silver_id = stable_id(LAYER, source.id, doc.doc_id, content_sha)
+        silver_id = LAYER.stable_id(source.id, doc.doc_id, content_sha)
         if silver_id in documents:
             documents[silver_id]["upstream_ids"].append(record_id)
             continue
