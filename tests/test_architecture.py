@@ -93,3 +93,13 @@ def test_no_import_cycle_between_library_modules() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_no_library_module_is_a_giant() -> None:
+    """One concept per module: none past ~600 lines (the sample's prose lives in data files, sample/banks/*.json)."""
+    from aquifer.settings import PROJECT_ROOT
+
+    sizes = {
+        p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (PROJECT_ROOT / "src/aquifer").rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > 600} == {}

@@ -51,5 +51,6 @@ def test_the_wheel_ships_the_demo_catalog_and_policies(tmp_path: Path) -> None:
         "aquifer/_demo/policies/aquifer/context/context.rego",
         "aquifer/settings.py",
         "pipelines/runs.py",
+        "aquifer/sample/banks/product_docs.json",
     ):
         assert path in names, path
