@@ -135,7 +135,9 @@ def test_a_file_over_the_size_limit_is_one_record_with_its_head_and_hash(catalog
     (landing / "hr" / "big.jsonl").write_bytes(big)
     source = catalog.source("hr_case_notes").model_copy(update={"landing_path": "hr"})
     ctx = RunContext(lake=Lake(str(tmp_path / "lake")), run_id="r1")
-    result = bronze.promote_to_bronze(source, landing, ctx, limits=readers.ReaderLimits(max_file_bytes=1_000_000))
+    result = bronze.promote_to_bronze(
+        source, ctx, landing_root=landing, limits=readers.ReaderLimits(max_file_bytes=1_000_000)
+    )
     rows = ctx.lake.read("bronze", source.id)
     assert result.rows_written == 1 and rows["parse_status"].to_list() == ["file_too_large"]
     import hashlib
@@ -143,7 +145,9 @@ def test_a_file_over_the_size_limit_is_one_record_with_its_head_and_hash(catalog
     assert rows["file_sha256"][0] == hashlib.sha256(big).hexdigest() == rows["content_sha256"][0]
     assert rows["raw"][0] == big[: bronze.HEAD_BYTES]
     (landing / "hr" / "big.jsonl").write_bytes(big + b'{"case_id": "2"}\n')
-    again = bronze.promote_to_bronze(source, landing, ctx, limits=readers.ReaderLimits(max_file_bytes=1_000_000))
+    again = bronze.promote_to_bronze(
+        source, ctx, landing_root=landing, limits=readers.ReaderLimits(max_file_bytes=1_000_000)
+    )
     assert again.rows_written == 1, "a changed file over the limit is a new record (its hash changed)"
 
 
@@ -187,16 +191,16 @@ def test_reingesting_unchanged_files_adds_nothing(catalog: Catalog, ctx: RunCont
     landing = tmp_path / "landing"
     source = catalog.source("hr_case_notes")
     path = _land(landing, "hr_case_notes/a.jsonl", b'{"case_id": "1"}\n{"case_id": "2"}\n')
-    first = bronze.promote_to_bronze(source, landing, ctx)
+    first = bronze.promote_to_bronze(source, ctx, landing_root=landing)
     assert (first.rows_written, first.version) == (2, 0)
 
-    assert bronze.promote_to_bronze(source, landing, ctx).version == 0  # same stat: file not even read
+    assert bronze.promote_to_bronze(source, ctx, landing_root=landing).version == 0  # same stat: file not even read
     os.utime(path, ns=(1, 1))  # touched, same bytes: read, hashed, skipped
-    again = bronze.promote_to_bronze(source, landing, ctx)
+    again = bronze.promote_to_bronze(source, ctx, landing_root=landing)
     assert (again.rows_written, again.version) == (0, 0)
 
     path.write_bytes(b'{"case_id": "1"}\n{"case_id": "2"}\n{"case_id": "3"}\n')  # appended a record
-    grown = bronze.promote_to_bronze(source, landing, ctx)
+    grown = bronze.promote_to_bronze(source, ctx, landing_root=landing)
     assert (grown.rows_written, grown.version, grown.rows_total) == (1, 1, 3)
     table = ctx.lake.read("bronze", "hr_case_notes")
     assert table["record_id"].n_unique() == 3
@@ -206,7 +210,7 @@ def test_reingesting_unchanged_files_adds_nothing(catalog: Catalog, ctx: RunCont
 def test_identical_lines_in_one_file_are_distinct_records(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     _land(landing, "hr_case_notes/a.jsonl", b'{"case_id": "1"}\n{"case_id": "1"}\n')
-    result = bronze.promote_to_bronze(catalog.source("hr_case_notes"), landing, ctx)
+    result = bronze.promote_to_bronze(catalog.source("hr_case_notes"), ctx, landing_root=landing)
     assert result.rows_written == 2
     table = ctx.lake.read("bronze", "hr_case_notes")
     assert table["record_id"].n_unique() == 2 and table["content_sha256"].n_unique() == 1
@@ -218,7 +222,7 @@ def test_nothing_is_dropped(catalog: Catalog, ctx: RunContext, tmp_path: Path) -
     _land(landing, "product_docs/empty.md", b"")
     _land(landing, "product_docs/bin.md", b"\x00\x01")
     _land(landing, "product_docs/.DS_Store", b"junk")
-    bronze.promote_to_bronze(catalog.source("product_docs"), landing, ctx)
+    bronze.promote_to_bronze(catalog.source("product_docs"), ctx, landing_root=landing)
     table = ctx.lake.read("bronze", "product_docs").sort("uri")
     assert table["uri"].to_list() == ["product_docs/a.md", "product_docs/bin.md", "product_docs/empty.md"]
     assert table.filter(pl.col("uri") == "product_docs/bin.md")["raw"].item() == b"\x00\x01"
@@ -254,8 +258,8 @@ def test_a_new_source_format_is_one_reader_entry(
         "case_id\tsubject\tnote\tupdated_at\nc-1\tLeave\tDiscussed leave.\t2026-11-01\n"
     )
     ctx = RunContext(lake=Lake(str(tmp_path / "lake")), run_id="r1")
-    assert bronze.promote_to_bronze(source, landing, ctx).rows_written == 1
-    silver.promote_to_silver(source, tsv_catalog, ctx)
+    assert bronze.promote_to_bronze(source, ctx, landing_root=landing).rows_written == 1
+    silver.promote_to_silver(source, ctx, catalog=tsv_catalog)
     assert ctx.lake.read("silver", source.id)["doc_id"].to_list() == ["c-1"]
     with pytest.raises(Exception, match="not a source format Aquifer reads"):
         monkeypatch.delitem(readers.READERS, "tsv")

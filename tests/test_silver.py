@@ -89,8 +89,8 @@ def test_silver_accounts_for_every_bronze_record(catalog: Catalog, ctx: RunConte
     )
     _jsonl(landing, "b.jsonl", good)  # exact duplicate in another file
     source = catalog.source("hr_case_notes")
-    bronze.promote_to_bronze(source, landing, ctx)
-    result = silver.promote_to_silver(source, catalog, ctx)
+    bronze.promote_to_bronze(source, ctx, landing_root=landing)
+    result = silver.promote_to_silver(source, ctx, catalog=catalog)
 
     docs = ctx.lake.read("silver", source.id).sort("doc_id")
     assert docs["doc_id"].to_list() == ["c-1", "c-2"]
@@ -115,13 +115,13 @@ def test_silver_accounts_for_every_bronze_record(catalog: Catalog, ctx: RunConte
 
     # a later duplicate extends the existing document instead of adding one; a rerun writes nothing
     _jsonl(landing, "c.jsonl", good)
-    bronze.promote_to_bronze(source, landing, ctx)
-    silver.promote_to_silver(source, catalog, ctx)
+    bronze.promote_to_bronze(source, ctx, landing_root=landing)
+    silver.promote_to_silver(source, ctx, catalog=catalog)
     docs = ctx.lake.read("silver", source.id).sort("doc_id")
     assert docs["upstream_ids"].list.len().to_list() == [3, 1]
     assert checks.conservation(ctx.lake, source.id).passed
     version = ctx.lake.version("silver", source.id)
-    silver.promote_to_silver(source, catalog, ctx)
+    silver.promote_to_silver(source, ctx, catalog=catalog)
     assert ctx.lake.version("silver", source.id) == version
 
 
@@ -129,10 +129,10 @@ def test_conservation_fails_when_a_record_is_lost(catalog: Catalog, ctx: RunCont
     landing = tmp_path / "landing"
     _jsonl(landing, "a.jsonl", '{"case_id": "c-1", "subject": "s", "note": "n", "updated_at": "2026-11-01"}')
     source = catalog.source("hr_case_notes")
-    bronze.promote_to_bronze(source, landing, ctx)
+    bronze.promote_to_bronze(source, ctx, landing_root=landing)
     _jsonl(landing, "b.jsonl", '{"case_id": "c-2", "subject": "s", "note": "n", "updated_at": "2026-11-01"}')
-    silver.promote_to_silver(source, catalog, ctx)
-    bronze.promote_to_bronze(source, landing, ctx)  # bronze grew after silver ran
+    silver.promote_to_silver(source, ctx, catalog=catalog)
+    bronze.promote_to_bronze(source, ctx, landing_root=landing)  # bronze grew after silver ran
     outcome = checks.conservation(ctx.lake, source.id)
     assert not outcome.passed
     assert "1 bronze records are unaccounted for" in outcome.description

@@ -8,9 +8,9 @@ import dagster as dg
 import polars as pl
 
 from aquifer.catalog import Source
+from aquifer.checks import CheckOutcome
 from aquifer.lake import Lake
 from aquifer.medallion import checks
-from aquifer.medallion.checks import CheckOutcome
 from aquifer.medallion.common import PromotionResult
 from pipelines.defs.resources import AquiferResource
 

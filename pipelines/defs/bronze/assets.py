@@ -16,8 +16,8 @@ def bronze_asset(source: Source) -> dg.AssetsDefinition:
         code_version=CODE_VERSION,
         promote=lambda aquifer, run_id: promote_to_bronze(
             source,
-            aquifer.landing_dir,
             aquifer.run_context(run_id),
+            landing_root=aquifer.landing_dir,
             limits=ReaderLimits.from_settings(aquifer.settings()),
         ),
         gates=gates(source),

@@ -14,7 +14,7 @@ def gold_asset(source: Source) -> dg.AssetsDefinition:
         upstream=silver.LAYER,
         description=f"Token-aware chunks of {source.id} with classification, PII, purposes and quality flags.",
         code_version=CODE_VERSION,
-        promote=lambda aquifer, run_id: promote_to_gold(source, aquifer.catalog(), aquifer.run_context(run_id)),
+        promote=lambda aquifer, run_id: promote_to_gold(source, aquifer.run_context(run_id), catalog=aquifer.catalog()),
         gates=gates(source),
     )
 

@@ -29,7 +29,9 @@ def silver_asset(source: Source) -> dg.AssetsDefinition:
         upstream=bronze.LAYER,
         description=f"Validated {source.id} documents with PII spans; rejects in quarantine/{source.id}.",
         code_version=CODE_VERSION,
-        promote=lambda aquifer, run_id: promote_to_silver(source, aquifer.catalog(), aquifer.run_context(run_id)),
+        promote=lambda aquifer, run_id: promote_to_silver(
+            source, aquifer.run_context(run_id), catalog=aquifer.catalog()
+        ),
         gates=gates(source),
         extra_metadata=lambda aquifer: _quarantine_metadata(source, aquifer),
     )

@@ -18,6 +18,7 @@ import polars as pl
 from aquifer.audit.chain import chain_gaps_of
 from aquifer.audit.log import read_records
 from aquifer.audit.records import SCHEMA, to_frame
+from aquifer.checks import CheckOutcome
 from aquifer.lake import CommitInfo, Lake
 
 LAYER, TABLE = "audit", "decisions"
@@ -80,3 +81,13 @@ def chain_gaps(lake: Lake, *, from_seq: int = 1) -> list[str]:
     if chain.height and from_seq == 1 and int(chain["seq"][0]) != 1:
         gaps.insert(0, f"records 1..{int(chain['seq'][0]) - 1} are missing")
     return gaps
+
+
+def chain_intact(lake: Lake, from_seq: int) -> CheckOutcome:
+    """The audit table's gate: the compacted decisions form one unbroken hash chain from ``from_seq`` on."""
+    gaps = chain_gaps(lake, from_seq=from_seq)
+    return CheckOutcome(
+        passed=not gaps,
+        description="hash chain intact" if not gaps else f"{len(gaps)} gap(s) in the decision chain",
+        metadata={"gaps": gaps[:20], "checked_from_seq": from_seq},
+    )

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
+from aquifer.checks import CheckOutcome
 from aquifer.embedding import DIMENSIONS
 from aquifer.index.base import SyncResult, VectorStore
-from aquifer.index.schema import LAYER, PLATINUM_COLUMNS, SCHEMA
+from aquifer.index.schema import LAYER, PLATINUM_COLUMNS, RECEIPT_COLUMNS, SCHEMA
 from aquifer.lake import Lake
 from aquifer.lineage import trace
+from aquifer.medallion.layers import Layer
 from aquifer.policy.decision import Resource
 from aquifer.tokenizer import EMBEDDING_MODEL
 
@@ -105,4 +107,24 @@ def _with_receipts(lake: Lake, catalog: Catalog, rows: pl.DataFrame, versions: d
         frame.with_columns(*defaults, pl.lit(EMBEDDING_MODEL).alias("embedding_model"))
         .with_columns(pl.col("pii_types").list.sort())
         .with_columns(Resource.key_expr().alias("class_key"))
+    )
+
+
+def in_sync(index: VectorStore, lake: Lake, catalog: Catalog) -> CheckOutcome:
+    """The index's gate: exactly the current platinum chunks, each with a complete receipt."""
+    platinum = {
+        i
+        for d in catalog.sources
+        if lake.exists(Layer.PLATINUM, d)
+        for i in lake.read(Layer.PLATINUM, d, columns=[Layer.PLATINUM.key])[Layer.PLATINUM.key]
+    }
+    frame = index.columns(RECEIPT_COLUMNS)
+    indexed = set(frame["platinum_id"])
+    incomplete = frame.filter(pl.any_horizontal(pl.all().is_null())).height
+    missing, extra = len(platinum - indexed), len(indexed - platinum)
+    return CheckOutcome(
+        passed=not (missing or extra or incomplete),
+        description=f"{len(indexed)} chunks indexed; {missing} platinum chunks missing, {extra} not in platinum, "
+        f"{incomplete} without a complete receipt",
+        metadata={"missing": missing, "extra": extra, "incomplete_receipts": incomplete},
     )

@@ -137,7 +137,7 @@ def ingest_file(
 
 
 def promote_to_bronze(
-    source: Source, landing_root: Path, ctx: RunContext, *, limits: ReaderLimits | None = None
+    source: Source, ctx: RunContext, *, landing_root: Path, limits: ReaderLimits | None = None
 ) -> PromotionResult:
     """Ingest new or changed landing files of ``source`` into ``bronze/<source.id>``."""
     limits = limits or ReaderLimits()

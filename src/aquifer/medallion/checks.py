@@ -7,23 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from aquifer import pii
 from aquifer.catalog import Source
+from aquifer.checks import CheckOutcome
 from aquifer.lake import Lake
 from aquifer.medallion import bronze, gold, platinum, silver
 from aquifer.medallion.layers import QUARANTINE
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    passed: bool
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def schema_matches(lake: Lake, layer: str, dataset: str, expected: Mapping[str, pl.DataType]) -> CheckOutcome:

@@ -25,7 +25,7 @@ import polars as pl
 
 from aquifer.catalog import Catalog, Classification, Source
 from aquifer.injection import instruction_match
-from aquifer.medallion import silver
+from aquifer.medallion import promotion, silver
 from aquifer.medallion.common import PII_SPAN, PromotionResult, RunContext, nested_spans
 from aquifer.medallion.layers import LINEAGE_SCHEMA, Layer
 from aquifer.tokenizer import EMBEDDING_MODEL, get_tokenizer
@@ -232,33 +232,14 @@ def document_flags(documents: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def promote_to_gold(source: Source, catalog: Catalog, ctx: RunContext) -> PromotionResult:
+def promote_to_gold(source: Source, ctx: RunContext, *, catalog: Catalog) -> PromotionResult:
     """Chunk silver documents gold has not seen, then re-derive the superseded / near-duplicate flags."""
     lake = ctx.lake
-    silver_version = lake.version(silver.LAYER, source.id)
-    upstream_table = f"{silver.LAYER}/{source.id}"
-    lineage = {
-        "upstream_table": upstream_table,
-        "upstream_version": silver_version,
-        "run_id": ctx.run_id,
-        "code_version": CODE_VERSION,
-        "processed_at": ctx.now,
-    }
+    documents = promotion.upstream(ctx, silver.LAYER, source.id, silver.SCHEMA)
+    lineage = {**documents.lineage(ctx, CODE_VERSION), "processed_at": ctx.now}
     doc_columns = ["silver_id", "doc_id", "updated_at", "near_fingerprint", *FLAG_COLUMNS]
     existing_docs = lake.read(LAYER, source.id, columns=doc_columns, schema=SCHEMA).unique("silver_id")
-    silver_docs = (
-        lake.scan(silver.LAYER, source.id, version=silver_version)
-        if silver_version is not None
-        else pl.LazyFrame(schema=silver.SCHEMA)
-    )
-    # Decide on ids first (one column), then read full documents only for the new ones.
-    new_ids = (
-        silver_docs.select("silver_id")
-        .join(existing_docs.lazy().select("silver_id"), on="silver_id", how="anti")
-        .collect()
-    )
-    # a filter, not a semi-join: polars then decodes the other columns only for matching rows
-    new_docs = silver_docs.filter(pl.col("silver_id").is_in(new_ids["silver_id"].implode())).sort("silver_id").collect()
+    new_docs = promotion.pending(documents.frame, existing_docs, "silver_id").sort("silver_id").collect()
     new_chunks = chunk_documents(new_docs, source, catalog, lineage)
 
     # Flags depend only on the set of documents, which changes only when documents are added.
@@ -282,19 +263,12 @@ def promote_to_gold(source: Source, catalog: Catalog, ctx: RunContext) -> Promot
         return chunks.drop(*FLAG_COLUMNS).join(flags, on="silver_id", how="left").select(SCHEMA.keys())
 
     inserts, updates = with_flags(new_chunks), with_flags(reflagged)
-    version = lake.upsert(
+    version = promotion.write(ctx, LAYER, source.id, CODE_VERSION, documents, inserts, key="chunk_id", updates=updates)
+    return promotion.result(
+        ctx,
         LAYER,
         source.id,
-        inserts,
-        updates=updates,
-        key="chunk_id",
-        commit=ctx.commit(LAYER, source.id, CODE_VERSION, {upstream_table: silver_version}),
-    )
-    return PromotionResult(
-        layer=LAYER,
-        dataset=source.id,
-        table_uri=lake.uri(LAYER, source.id),
-        version=version,
+        version,
         rows_total=lake.read(LAYER, source.id, columns=["chunk_id"], schema=SCHEMA).height,
         rows_written=inserts.height + updates.height,
         metadata={

@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from aquifer.catalog import Source
-from aquifer.medallion import gold
+from aquifer.medallion import gold, promotion
 from aquifer.medallion.common import PromotionResult, RunContext
 from aquifer.medallion.layers import LINEAGE_SCHEMA, Layer
 
@@ -62,44 +62,31 @@ def certifiable(chunks: pl.LazyFrame, *, freshness: dt.timedelta, now: dt.dateti
 
 
 def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
-    lake = ctx.lake
-    gold_version = lake.version(gold.LAYER, source.id)
-    upstream_table = f"{gold.LAYER}/{source.id}"
-    current = lake.read(LAYER, source.id, columns=["platinum_id", "chunk_id"], schema=SCHEMA)
-    chunks = (
-        lake.scan(gold.LAYER, source.id, version=gold_version)
-        if gold_version is not None
-        else pl.LazyFrame(schema=gold.SCHEMA)
-    )
-    # Decide on ids first (a few columns), then read full rows only for what is new.
-    eligible = certifiable(chunks, freshness=source.freshness, now=ctx.now).select("chunk_id").collect()
-    new_ids = eligible.join(current, on="chunk_id", how="anti")
+    chunks = promotion.upstream(ctx, gold.LAYER, source.id, gold.SCHEMA)
+    current = ctx.lake.read(LAYER, source.id, columns=["platinum_id", "chunk_id"], schema=SCHEMA)
+    certified = certifiable(chunks.frame, freshness=source.freshness, now=ctx.now)
+    eligible = certified.select("chunk_id").collect()
     removals = current.join(eligible, on="chunk_id", how="anti")["platinum_id"].to_list()
-    # a filter, not a semi-join: polars then decodes the other columns only for matching rows
-    rows = chunks.filter(pl.col("chunk_id").is_in(new_ids["chunk_id"].implode())).select(_CARRIED).collect()
+    rows = promotion.pending(certified, current, "chunk_id").select(_CARRIED).collect()
+    lineage = chunks.lineage(ctx, CODE_VERSION)
     inserts = rows.with_columns(
         pl.Series("platinum_id", [LAYER.stable_id(c) for c in rows["chunk_id"]], pl.String),
         (pl.col("updated_at") + source.freshness).alias("fresh_until"),
         pl.concat_list(pl.col("chunk_id")).alias("upstream_ids"),
-        pl.lit(upstream_table).alias("upstream_table"),
-        pl.lit(gold_version, pl.Int64).alias("upstream_version"),
-        pl.lit(ctx.run_id).alias("run_id"),
-        pl.lit(CODE_VERSION).alias("code_version"),
+        pl.lit(lineage["upstream_table"]).alias("upstream_table"),
+        pl.lit(lineage["upstream_version"], pl.Int64).alias("upstream_version"),
+        pl.lit(lineage["run_id"]).alias("run_id"),
+        pl.lit(lineage["code_version"]).alias("code_version"),
         pl.lit(ctx.now, pl.Datetime("us", "UTC")).alias("certified_at"),
     ).select(SCHEMA.keys())
-    version = lake.upsert(
+    version = promotion.write(
+        ctx, LAYER, source.id, CODE_VERSION, chunks, inserts, key="platinum_id", delete_keys=removals
+    )
+    return promotion.result(
+        ctx,
         LAYER,
         source.id,
-        inserts,
-        key="platinum_id",
-        delete_keys=removals,
-        commit=ctx.commit(LAYER, source.id, CODE_VERSION, {upstream_table: gold_version}),
-    )
-    return PromotionResult(
-        layer=LAYER,
-        dataset=source.id,
-        table_uri=lake.uri(LAYER, source.id),
-        version=version,
+        version,
         rows_total=eligible.height,
         rows_written=inserts.height + len(removals),
         metadata={"certified_now": inserts.height, "decertified_now": len(removals)},

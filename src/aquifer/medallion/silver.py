@@ -21,7 +21,7 @@ import polars as pl
 
 from aquifer import pii
 from aquifer.catalog import Catalog, Classification, Source
-from aquifer.medallion import bronze, readers
+from aquifer.medallion import bronze, promotion, readers
 from aquifer.medallion.common import PII_SPAN, PromotionResult, RunContext, nested_spans
 from aquifer.medallion.layers import LINEAGE_SCHEMA, QUARANTINE, Layer
 
@@ -144,33 +144,22 @@ def classify(default: Classification, pii_types: list[str], floors: Mapping[str,
     return max([default, *(floors[t] for t in pii_types)])
 
 
-def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> PromotionResult:
+def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> PromotionResult:
     """Validate and normalise the bronze records of ``source`` that silver has not accounted for yet."""
     lake = ctx.lake
-    bronze_version = lake.version(bronze.LAYER, source.id)
+    records = promotion.upstream(ctx, bronze.LAYER, source.id, bronze.SCHEMA)
+    bronze_version = records.version
     existing = lake.read(LAYER, source.id, columns=["silver_id", "upstream_ids"], schema=SCHEMA)
     quarantined = lake.read(QUARANTINE, source.id, columns=["record_id"], schema=QUARANTINE_SCHEMA)
     accounted = pl.concat([existing.select(pl.col("upstream_ids").explode().alias("record_id")), quarantined])
-    records = (
-        lake.scan(bronze.LAYER, source.id, version=bronze_version)
-        if bronze_version is not None
-        else pl.LazyFrame(schema=bronze.SCHEMA)
-    )
-    # Decide on ids first (one column), then decode payloads only for records silver has not seen.
-    pending_ids = records.select("record_id").join(accounted.lazy(), on="record_id", how="anti").collect()
+    # payloads are decoded only for the records silver has not accounted for (kept or quarantined)
     pending = (
-        records.filter(pl.col("record_id").is_in(pending_ids["record_id"].implode()))
+        promotion.pending(records.frame, accounted, "record_id")
         .select("record_id", "uri", "record_ordinal", "payload", "parse_status", "parse_error")
         .sort("uri", "record_ordinal", "record_id")
         .collect()
     )
-    upstream_table = f"{bronze.LAYER}/{source.id}"
-    lineage = {
-        "upstream_table": upstream_table,
-        "upstream_version": bronze_version,
-        "run_id": ctx.run_id,
-        "code_version": CODE_VERSION,
-    }
+    lineage = records.lineage(ctx, CODE_VERSION)
 
     rejects: list[dict[str, Any]] = []
     accepted: list[tuple[str, Normalised]] = []
@@ -264,25 +253,19 @@ def promote_to_silver(source: Source, catalog: Catalog, ctx: RunContext) -> Prom
     inserts = new_docs.filter(~pl.col("silver_id").is_in(existing["silver_id"].implode())).with_columns(
         pl.col("upstream_ids").list.sort()
     )
-    upstream = {upstream_table: bronze_version}
-    version = lake.upsert(
-        LAYER,
-        source.id,
-        inserts,
-        updates=merged_existing.select(SCHEMA.keys()),
-        key="silver_id",
-        commit=ctx.commit(LAYER, source.id, CODE_VERSION, upstream),
-    )
+    updates = merged_existing.select(SCHEMA.keys())
+    version = promotion.write(ctx, LAYER, source.id, CODE_VERSION, records, inserts, key="silver_id", updates=updates)
     quarantine = pl.DataFrame(rejects, schema=QUARANTINE_SCHEMA)
-    lake.append(QUARANTINE, source.id, quarantine, commit=ctx.commit(QUARANTINE, source.id, CODE_VERSION, upstream))
+    commit = ctx.commit(QUARANTINE, source.id, CODE_VERSION, {records.table: bronze_version})
+    lake.append(QUARANTINE, source.id, quarantine, commit=commit)
 
     reasons = quarantine.group_by("reason").len().sort("reason").rows()
     total = existing.height + inserts.height
-    return PromotionResult(
-        layer=LAYER,
-        dataset=source.id,
-        table_uri=lake.uri(LAYER, source.id),
-        version=version,
+    return promotion.result(
+        ctx,
+        LAYER,
+        source.id,
+        version,
         rows_total=total,
         rows_written=inserts.height + merged_existing.height,
         metadata={
