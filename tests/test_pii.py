@@ -377,5 +377,5 @@ def test_detect_parallel_equals_detect_many(monkeypatch: pytest.MonkeyPatch) -> 
         else f"Release {i} adds SSO."
         for i in range(60)
     ]
-    monkeypatch.setattr(pii, "PARALLEL_MIN_TEXTS", 10)
+    monkeypatch.setattr(fast, "PARALLEL_MIN_TEXTS", 10)
     assert pii.detect_parallel(texts, workers=2) == pii.detect_many(texts)

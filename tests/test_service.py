@@ -395,6 +395,11 @@ def test_as_of_replays_an_answer_after_a_pipeline_run_changed_the_data(world: di
         before = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8)
         sample.generate_increment(world["data"] / "landing", fraction=0.5, seed=21, label="inc-asof")
         assert materialize(instance=world["instance"]).success
+        # the server re-opens its index handle at most every 0.25 s (and its prefilter warmer reads it too)
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{world['server'].url}/readyz").json()["index_version"] == before.index_version:
+            assert time.monotonic() < deadline, "the server never saw the new index version"
+            time.sleep(0.1)
         after = c.context("invoice rejected", purpose="customer_support", model="local_smollm2", top_k=8)
         assert after.index_version > before.index_version
         assert [ch.chunk_id for ch in after.chunks] != [ch.chunk_id for ch in before.chunks]

@@ -136,3 +136,48 @@ def test_conservation_fails_when_a_record_is_lost(catalog: Catalog, ctx: RunCont
     outcome = checks.conservation(ctx.lake, source.id)
     assert not outcome.passed
     assert "1 bronze records are unaccounted for" in outcome.description
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "accepted", "reason"),
+    [
+        ("ok", CASE, 1, None),
+        ("ok", {**CASE, "note": ""}, 0, "missing_field"),
+        ("invalid_json", None, 0, "invalid_json"),
+        ("nesting_too_deep", None, 0, "nesting_too_deep"),
+    ],
+)
+def test_triage_keeps_what_normalises_and_quarantines_the_rest_with_its_reason(
+    catalog: Catalog, status: str, payload: dict[str, Any] | None, accepted: int, reason: str | None
+) -> None:
+    import json
+
+    pending = pl.DataFrame(
+        [
+            {
+                "record_id": "brz_1",
+                "uri": "hr_case_notes/a.jsonl",
+                "record_ordinal": 3,
+                "payload": json.dumps(payload) if payload else None,
+                "parse_status": status,
+                "parse_error": "bad",
+            }
+        ]
+    )
+    kept, rejects = silver.triage(pending, catalog.source("hr_case_notes"), {"run_id": "r"})
+    assert len(kept) == accepted
+    assert [r["reason"] for r in rejects] == ([reason] if reason else [])
+    assert all(r["message"].startswith("hr_case_notes/a.jsonl: ") and r["run_id"] == "r" for r in rejects)
+
+
+@pytest.mark.parametrize(
+    ("second", "documents"),
+    [({}, 1), ({"updated_at": "2026-11-02T09:00:00Z"}, 2), ({"note": "Another note."}, 2), ({"case_id": "c-2"}, 2)],
+)
+def test_exact_duplicates_collapse_into_one_document(catalog: Catalog, second: dict[str, str], documents: int) -> None:
+    source = catalog.source("hr_case_notes")
+    first = silver.normalise(source, CASE, "a.jsonl")
+    other = silver.normalise(source, {**CASE, **second}, "b.jsonl")
+    docs = silver.collapse_duplicates([("brz_1", first), ("brz_2", other)], source)
+    assert len(docs) == documents
+    assert sum(len(d["upstream_ids"]) for d in docs) == 2, "every bronze record is accounted for"

@@ -144,23 +144,11 @@ def classify(default: Classification, pii_types: list[str], floors: Mapping[str,
     return max([default, *(floors[t] for t in pii_types)])
 
 
-def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> PromotionResult:
-    """Validate and normalise the bronze records of ``source`` that silver has not accounted for yet."""
-    lake = ctx.lake
-    records = promotion.upstream(ctx, bronze.LAYER, source.id, bronze.SCHEMA)
-    bronze_version = records.version
-    existing = lake.read(LAYER, source.id, columns=["silver_id", "upstream_ids"], schema=SCHEMA)
-    quarantined = lake.read(QUARANTINE, source.id, columns=["record_id"], schema=QUARANTINE_SCHEMA)
-    accounted = pl.concat([existing.select(pl.col("upstream_ids").explode().alias("record_id")), quarantined])
-    # payloads are decoded only for the records silver has not accounted for (kept or quarantined)
-    pending = (
-        promotion.pending(records.frame, accounted, "record_id")
-        .select("record_id", "uri", "record_ordinal", "payload", "parse_status", "parse_error")
-        .sort("uri", "record_ordinal", "record_id")
-        .collect()
-    )
-    lineage = records.lineage(ctx, CODE_VERSION)
-
+def triage(
+    pending: pl.DataFrame, source: Source, stamp: Mapping[str, Any]
+) -> tuple[list[tuple[str, Normalised]], list[dict[str, Any]]]:
+    """The records that normalise (with their bronze ids) and the quarantine rows of those that do not, each with
+    its reason code (the bronze parse status, or silver's own) and a message naming the file."""
     rejects: list[dict[str, Any]] = []
     accepted: list[tuple[str, Normalised]] = []
     for row in pending.iter_rows(named=True):
@@ -180,12 +168,15 @@ def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> P
                 "record_ordinal": row["record_ordinal"],
                 "reason": reason,
                 "message": f"{row['uri']}: {message}",
-                **lineage,
-                "quarantined_at": ctx.now,
+                **stamp,
             }
         )
+    return accepted, rejects
 
-    # Collapse exact duplicates: same document id, title, body and timestamp -> one silver row.
+
+def collapse_duplicates(accepted: list[tuple[str, Normalised]], source: Source) -> list[dict[str, Any]]:
+    """One document per (id, title, body, timestamp): exact duplicates collapse into the first, which lists every
+    bronze record it stands for in ``upstream_ids``."""
     documents: dict[str, dict[str, Any]] = {}
     for record_id, doc in accepted:
         content_sha = hashlib.sha256(
@@ -207,14 +198,19 @@ def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> P
             "content_sha256": content_sha,
             "upstream_ids": [record_id],
         }
+    return list(documents.values())
 
-    docs = list(documents.values())
-    # Guarded: loading the recognizers costs seconds, and a run with nothing new should cost nothing.
-    body_spans = pii.detect_parallel([d["body"] for d in docs]) if docs else []
-    title_spans = pii.detect_many([d["title"] for d in docs]) if docs else []
+
+def with_pii(docs: list[dict[str, Any]], source: Source, catalog: Catalog, stamp: Mapping[str, Any]) -> pl.DataFrame:
+    """The documents as silver rows: PII spans of body and title, the types found, the classification they raise
+    the document to, the detector's version and the run's lineage columns (``stamp``)."""
+    if not docs:  # guarded: loading the recognizers costs seconds, and a run with nothing new should cost nothing
+        return pl.DataFrame(schema=SCHEMA)
+    body_spans = pii.detect_parallel([d["body"] for d in docs])
+    title_spans = pii.detect_many([d["title"] for d in docs])
     floors = catalog.vocabulary.pii_floor
     types = [sorted({s.type for s in b} | {s.type for s in t}) for b, t in zip(body_spans, title_spans, strict=True)]
-    new_docs = (
+    return (
         pl.DataFrame({c: [d[c] for d in docs] for c in docs[0]}, schema={c: SCHEMA[c] for c in docs[0]})
         .with_columns(
             pl.Series("pii_types", types, pl.List(pl.String)),
@@ -226,13 +222,33 @@ def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> P
             ).alias("title_pii_spans"),
             pl.Series("classification", [classify(source.classification, t, floors).value for t in types], pl.String),
             pl.lit(pii.DETECTOR_VERSION).alias("detector_version"),
-            *(pl.lit(value, SCHEMA[name]).alias(name) for name, value in lineage.items()),
-            pl.lit(ctx.now, SCHEMA["processed_at"]).alias("processed_at"),
+            *(pl.lit(value, SCHEMA[name]).alias(name) for name, value in stamp.items()),
         )
         .select(SCHEMA.keys())
-        if docs
-        else pl.DataFrame(schema=SCHEMA)
     )
+
+
+def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> PromotionResult:
+    """Validate and normalise the bronze records of ``source`` that silver has not accounted for yet."""
+    lake = ctx.lake
+    records = promotion.upstream(ctx, bronze.LAYER, source.id, bronze.SCHEMA)
+    bronze_version = records.version
+    existing = lake.read(LAYER, source.id, columns=["silver_id", "upstream_ids"], schema=SCHEMA)
+    quarantined = lake.read(QUARANTINE, source.id, columns=["record_id"], schema=QUARANTINE_SCHEMA)
+    accounted = pl.concat([existing.select(pl.col("upstream_ids").explode().alias("record_id")), quarantined])
+    # payloads are decoded only for the records silver has not accounted for (kept or quarantined)
+    pending = (
+        promotion.pending(records.frame, accounted, "record_id")
+        .select("record_id", "uri", "record_ordinal", "payload", "parse_status", "parse_error")
+        .sort("uri", "record_ordinal", "record_id")
+        .collect()
+    )
+    lineage = records.lineage(ctx, CODE_VERSION)
+
+    accepted, rejects = triage(pending, source, {**lineage, "quarantined_at": ctx.now})
+    docs = collapse_duplicates(accepted, source)
+    new_docs = with_pii(docs, source, catalog, {**lineage, "processed_at": ctx.now})
+    types = new_docs["pii_types"].to_list()
 
     # A duplicate of a document silver already holds extends that row's upstream_ids instead of adding a row.
     overlap = new_docs.join(existing, on="silver_id", how="inner", suffix="_old")
@@ -272,7 +288,7 @@ def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> P
             "records_read": pending.height,
             "quarantined_now": quarantine.height,
             "quarantined_now_by_reason": dict(reasons),
-            "duplicates_collapsed_now": len(accepted) - len(documents) + overlap.height,
+            "duplicates_collapsed_now": len(accepted) - len(docs) + overlap.height,
             "pii_documents_now": sum(1 for found in types if found),
         },
     )
