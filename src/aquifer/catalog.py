@@ -3,7 +3,9 @@
 - ``catalog/sources/<id>.yaml``: the data (owner, classification, allowed purposes, PII, retention);
 - ``catalog/agents/<id>.yaml``: who asks (roles, clearance, purposes, the models it may use);
 - ``catalog/models/<id>.yaml``: where context goes (OpenAI-compatible endpoint, locality, classification ceiling);
-- ``catalog/classification.yaml``: the shared vocabulary.
+- ``catalog/classification.yaml``: the shared vocabulary;
+- ``catalog/identity.yaml``: the IdPs whose user tokens are trusted, how their claims map, and what each IdP group
+  grants (clearance, roles). Absent: no user token is trusted (every user-bound request is refused).
 
 Loaded and validated by one pydantic schema; an invalid entry fails loudly with the file, the field and the reason
 (:class:`CatalogError`). Agent credentials are not here: only their hashes, in :mod:`aquifer.credentials`.
@@ -21,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aquifer.ids import IDENTIFIER_PATTERN
+from aquifer.ids import IDENTIFIER_PATTERN, PRINCIPAL_NAME_PATTERN
 from aquifer.medallion.readers import READERS
 from aquifer.pii.types import PII_TYPES
 
@@ -125,6 +127,39 @@ class FieldMap(_Strict):
     updated_at: str = "updated_at"
     language: str | None = None
     owner: str | None = None
+    acl: str = Field(
+        default="acl",
+        description="The field (Markdown front matter key, JSON key, CSV column) holding the document's ACL; read "
+        "only when the source's document_acl is optional or required",
+    )
+
+
+_PrincipalName = Annotated[str, Field(pattern=PRINCIPAL_NAME_PATTERN)]
+
+
+class Access(_Strict):
+    """Who may read a dataset at all (the IdP groups and user ids, as the user token's claims name them); every
+    other rule still applies. An absent ``access`` leaves the dataset to the other rules."""
+
+    groups: list[_PrincipalName] = Field(default_factory=list)
+    users: list[_PrincipalName] = Field(default_factory=list)
+    agents: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        default_factory=list, description="Agents that may read it acting for themselves (acts_for: self/either)"
+    )
+
+    @model_validator(mode="after")
+    def _someone(self) -> Access:
+        if not (self.groups or self.users or self.agents):
+            msg = "lists nobody (groups, users and agents are all empty); remove access to leave the dataset open"
+            raise ValueError(msg)
+        return self
+
+    def principals(self) -> list[str]:
+        return sorted(
+            [f"group:{g}" for g in self.groups]
+            + [f"user:{u}" for u in self.users]
+            + [f"agent:{a}" for a in self.agents]
+        )
 
 
 class Source(_Strict):
@@ -144,6 +179,12 @@ class Source(_Strict):
         "below it the silver pii_coverage check fails (a silent detector is worse than a noisy one).",
     )
     fields: FieldMap = Field(default_factory=FieldMap)
+    access: Access | None = None
+    document_acl: Literal["none", "optional", "required"] = Field(
+        default="none",
+        description="Per-document ACLs (fields.acl): none (not read), optional (a document without one is governed "
+        "by the dataset rules alone) or required (a document without a readable ACL is quarantined)",
+    )
     retention: Duration
     freshness_sla: Duration
 
@@ -205,6 +246,11 @@ class Agent(_Strict):
     instructions: str | None = Field(
         default=None, min_length=1, description="The agent's system prompt (`aquifer ask`, the example agents)"
     )
+    acts_for: Literal["self", "user", "either"] = Field(
+        default="self",
+        description="For whom the agent asks: itself (no user token), a user (an X-Aquifer-User-Token is required) "
+        "or either",
+    )
 
     @property
     def default_model(self) -> str:
@@ -257,6 +303,81 @@ class Vocabulary(_Strict):
         return self
 
 
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+"""The asymmetric JWS algorithms an issuer may be trusted for: no ``none``, no shared-secret HS*."""
+
+_URL = r"^https?://[^\s]+$"
+
+
+class ClaimMap(_Strict):
+    """Which claims of a user token say who the user is."""
+
+    subject: str = Field(
+        default="sub",
+        min_length=1,
+        description="The claim naming the user, as ACLs and access lists name users (user:<value>): sub, "
+        "preferred_username, email, oid...",
+    )
+    groups: str = Field(default="groups", min_length=1, description="The claim listing the user's IdP groups")
+    attributes: dict[Annotated[str, Field(pattern=_ID)], str] = Field(
+        default_factory=dict, description="input.user.attributes.<name> from the claim named here (text claims)"
+    )
+
+
+class Issuer(_Strict):
+    """An IdP whose user tokens Aquifer trusts (OIDC: keys from discovery's jwks_uri)."""
+
+    id: Annotated[str, Field(pattern=_ID)]
+    issuer: str = Field(pattern=_URL, description="The exact iss claim, and the base of the discovery document")
+    audiences: list[str] = Field(min_length=1, description="Accepted aud values (Aquifer's client or API id)")
+    algorithms: list[Literal[SIGNING_ALGORITHMS]] = Field(min_length=1)  # type: ignore[valid-type]
+    jwks_uri: str | None = Field(
+        default=None,
+        pattern=_URL,
+        description="The JWKS; default: jwks_uri of <issuer>/.well-known/openid-configuration",
+    )
+    claims: ClaimMap = Field(default_factory=ClaimMap)
+    leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat")
+    jwks_ttl_s: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="How long fetched keys are used without refetching; with the IdP unreachable past it, "
+        "user-bound requests fail closed (503)",
+    )
+    development_only: bool = Field(default=False, description="Refused when AQUIFER_ENVIRONMENT=production")
+
+
+class GroupGrant(_Strict):
+    """What membership of an IdP group grants a user; the user's clearance is the highest of their groups'."""
+
+    clearance: Classification | None = None
+    roles: list[Annotated[str, Field(pattern=_ID)]] = Field(default_factory=list)
+
+
+class Identity(_Strict):
+    """``catalog/identity.yaml``: trusted issuers and what IdP groups grant."""
+
+    issuers: list[Issuer] = Field(default_factory=list)
+    default_clearance: Classification = Field(
+        default=Classification.PUBLIC, description="The clearance of a user whose groups grant none"
+    )
+    groups: dict[_PrincipalName, GroupGrant] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Identity:
+        for attr in ("id", "issuer"):
+            values = [getattr(i, attr) for i in self.issuers]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                msg = f"issuers: {attr} {dupes} listed more than once"
+                raise ValueError(msg)
+        return self
+
+    def issuer(self, iss: str) -> Issuer | None:
+        return next((i for i in self.issuers if i.issuer == iss), None)
+
+
 class CatalogError(ValueError):
     """An invalid catalog file. The message names the file, the field and the reason."""
 
@@ -270,6 +391,7 @@ class Catalog(_Strict):
     vocabulary: Vocabulary
     agents: dict[str, Agent] = Field(default_factory=dict)
     models: dict[str, Model] = Field(default_factory=dict)
+    identity: Identity = Field(default_factory=Identity)
 
     def __iter__(self) -> Iterator[Source]:  # type: ignore[override]
         return iter(self.sources.values())
@@ -310,6 +432,7 @@ class Catalog(_Strict):
                     "clearance": a.clearance.value,
                     "purposes": sorted(a.purposes),
                     "models": list(a.models),
+                    "acts_for": a.acts_for,
                 }
                 for a in self.agents.values()
             },
@@ -322,8 +445,19 @@ class Catalog(_Strict):
                     "classification": s.classification.value,
                     "purposes": sorted(s.allowed_purposes),
                     "pii_purposes": sorted(s.pii.allowed_purposes),
+                    "access": {
+                        "restricted": s.access is not None,
+                        "principals": s.access.principals() if s.access else [],
+                    },
                 }
                 for s in self.sources.values()
+            },
+            "identity": {
+                "default_clearance": self.identity.default_clearance.value,
+                "groups": {
+                    name: {"roles": sorted(g.roles)} | ({"clearance": g.clearance.value} if g.clearance else {})
+                    for name, g in self.identity.groups.items()
+                },
             },
         }
 
@@ -367,12 +501,21 @@ def load_catalog(catalog_dir: Path) -> Catalog:
         sources[source.id] = source
     agents = _load_entries(Agent, catalog_dir / "agents")
     models = _load_entries(Model, catalog_dir / "models")
+    for source in sources.values():
+        for i, agent_id in enumerate(source.access.agents if source.access else []):
+            if agent_id not in agents:
+                path = catalog_dir / "sources" / f"{source.id}.yaml"
+                raise CatalogError(
+                    path, f"access.agents.{i}", f"unknown agent {agent_id!r}; registered: {sorted(agents)}"
+                )
+    identity_file = catalog_dir / "identity.yaml"
+    identity = _validate(Identity, _load_yaml(identity_file), identity_file) if identity_file.exists() else Identity()
     for agent in agents.values():
         for i, model_id in enumerate(agent.models):
             if model_id not in models:
                 path = catalog_dir / "agents" / f"{agent.id}.yaml"
                 raise CatalogError(path, f"models.{i}", f"unknown model {model_id!r}; registered: {sorted(models)}")
-    return Catalog(sources=sources, vocabulary=vocabulary, agents=agents, models=models)
+    return Catalog(sources=sources, vocabulary=vocabulary, agents=agents, models=models, identity=identity)
 
 
 _E = TypeVar("_E", Agent, Model)

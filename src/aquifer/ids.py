@@ -21,9 +21,21 @@ CHUNK_ID_PATTERN = r"^(gld|plt)_[0-9a-f]{32}$"
 """A chunk id (``gld_`` + 32 hex digits) or the id of its platinum row (``plt_`` ...)."""
 DECISION_ID_PATTERN = r"^dec_[0-9a-f]{32}$"
 
+PRINCIPAL_KINDS = ("group", "user", "agent")
+PRINCIPAL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+=:/-]{0,199}$"
+"""The name part of an access-control principal: an IdP group or user id as IdPs write them (``hr-partners``,
+``alice@tidewater.example``, an Entra object id, ``CN=Finance``-style names without spaces), up to 200 characters.
+No space, quote, backslash, comma, semicolon or control character, so a principal is safe in a JSON document, a
+SQL literal and a list separated by ``;``."""
+PRINCIPAL_PATTERN = r"^(group|user|agent):[A-Za-z0-9][A-Za-z0-9._@+=:/-]{0,199}$"
+"""An access-control principal as data and policy carry it: ``group:<name>``, ``user:<subject>`` or
+``agent:<agent id>``."""
+
 # fullmatch without anchors: Python's `$` also matches before a trailing newline (pydantic's patterns run on Rust's
 # regex engine, where it does not)
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN.removeprefix("^").removesuffix("$"))
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN.removeprefix("^").removesuffix("$"))
+_PRINCIPAL_NAME = re.compile(PRINCIPAL_NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 Identifier = Annotated[
     str,
@@ -36,3 +48,31 @@ Identifier = Annotated[
 
 def is_identifier(value: Any) -> bool:
     return isinstance(value, str) and _IDENTIFIER.fullmatch(value) is not None
+
+
+def is_principal(value: Any) -> bool:
+    """``group:<name>``, ``user:<subject>`` or ``agent:<id>``, the name in :data:`PRINCIPAL_NAME_PATTERN`.
+
+    >>> is_principal("group:hr-partners-north"), is_principal("user:alice@tidewater.example"), is_principal("user:a b")
+    (True, True, False)
+    """
+    return isinstance(value, str) and _PRINCIPAL.fullmatch(value) is not None
+
+
+def is_principal_name(value: Any) -> bool:
+    return isinstance(value, str) and _PRINCIPAL_NAME.fullmatch(value) is not None
+
+
+def principal(kind: str, name: str) -> str:
+    """The principal of a group, user or agent name; ValueError when the name cannot be one.
+
+    >>> principal("group", "finance")
+    'group:finance'
+    """
+    if kind not in PRINCIPAL_KINDS:
+        msg = f"{kind!r} is not a principal kind ({', '.join(PRINCIPAL_KINDS)})"
+        raise ValueError(msg)
+    if not is_principal_name(name):
+        msg = f"{name!r} cannot name a {kind}: 1-200 characters of letters, digits and ._@+=:/- (no spaces)"
+        raise ValueError(msg)
+    return f"{kind}:{name}"

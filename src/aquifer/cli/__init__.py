@@ -6,15 +6,16 @@
 ``policy``      ``policy test``, ``policy eval``, ``policy explain``
 ``agents``      ``agents list``, ``agents issue-token``, ``agents revoke-token``
 ``audit``       ``audit prove``
+``idp``         ``idp serve``, ``idp token``, ``idp keys``, ``idp rotate``, ``idp retire``
 ==============  ===========================================================
 """
 
 import sys
 
-from aquifer.cli import agents, audit, data, policy, serve
+from aquifer.cli import agents, audit, data, idp, policy, serve
 from aquifer.cli._common import app
 
-__all__ = ["agents", "app", "audit", "data", "main", "policy", "serve"]
+__all__ = ["agents", "app", "audit", "data", "idp", "main", "policy", "serve"]
 
 
 def main() -> None:  # pragma: no cover
