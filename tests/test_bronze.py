@@ -254,13 +254,14 @@ def test_a_new_source_format_is_one_reader_entry(
     source = tsv_catalog.source("hr_case_notes")
     landing = tmp_path / "landing"
     (landing / source.landing_path).mkdir(parents=True)
-    (landing / source.landing_path / "cases.tsv").write_text(
-        "case_id\tsubject\tnote\tupdated_at\nc-1\tLeave\tDiscussed leave.\t2026-11-01\n"
+    (landing / source.landing_path / "cases.tsv").write_text(  # hr_case_notes requires an ACL: a principals column
+        "case_id\tsubject\tnote\tupdated_at\tacl\nc-1\tLeave\tDiscussed leave.\t2026-11-01\tgroup:hr-leads\n"
     )
     ctx = RunContext(lake=Lake(str(tmp_path / "lake")), run_id="r1")
     assert bronze.promote_to_bronze(source, ctx, landing_root=landing).rows_written == 1
     silver.promote_to_silver(source, ctx, catalog=tsv_catalog)
     assert ctx.lake.read("silver", source.id)["doc_id"].to_list() == ["c-1"]
+    assert ctx.lake.read("silver", source.id)["acl"].to_list() == [["group:hr-leads"]]
     with pytest.raises(Exception, match="not a source format Aquifer reads"):
         monkeypatch.delitem(readers.READERS, "tsv")
         load_catalog(root)

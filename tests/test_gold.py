@@ -52,13 +52,18 @@ def test_near_fingerprint(a: tuple[str, str], b: tuple[str, str], same: bool) ->
 
 def test_document_flags_mark_superseded_and_near_duplicates() -> None:
     day = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    oncall, tier2 = ["group:oncall"], ["group:support-tier2"]
     docs = pl.LazyFrame(
         {
-            "silver_id": ["s-old", "s-new", "s-orig", "s-copy", "s-other"],
-            "doc_id": ["hb-3", "hb-3", "pd-1", "pd-9", "pd-2"],
-            "updated_at": [day, day + dt.timedelta(days=400), day, day + dt.timedelta(days=2), day],
-            "near_fingerprint": ["f-old", "f-new", "f-1", "f-1", "f-2"],
-        }
+            "silver_id": ["s-old", "s-new", "s-orig", "s-copy", "s-other", "s-acl-2", "s-acl-1", "s-open", "s-closed"],
+            "doc_id": ["hb-3", "hb-3", "pd-1", "pd-9", "pd-2", "rb-1", "rb-1", "rb-7", "rb-8"],
+            "updated_at": [day, day + dt.timedelta(days=400), day, day + dt.timedelta(days=2), day, day, day, day, day],
+            "near_fingerprint": ["f-old", "f-new", "f-1", "f-1", "f-2", "f-rb", "f-rb", "f-3", "f-3"],
+            # the ACL and when silver received each version (documents without an ACL: null, as before ACLs)
+            "acl": [None, None, None, None, None, tier2, oncall, None, oncall],
+            "received_at": [day] * 5 + [day + dt.timedelta(hours=1), day + dt.timedelta(hours=2), day, day],
+        },
+        schema_overrides={"acl": pl.List(pl.String)},
     )
     flags = {r["silver_id"]: r for r in gold.document_flags(docs).collect().iter_rows(named=True)}
     assert flags["s-old"]["superseded_by"] == "s-new"
@@ -66,6 +71,10 @@ def test_document_flags_mark_superseded_and_near_duplicates() -> None:
     assert flags["s-orig"]["near_duplicate_of"] == "s-copy"  # the freshest copy is kept
     assert flags["s-copy"]["near_duplicate_of"] is None
     assert flags["s-other"] == {"silver_id": "s-other", "superseded_by": None, "near_duplicate_of": None}
+    # an ACL change that kept updated_at: the version silver received last wins (here the id that sorts first)
+    assert flags["s-acl-2"]["superseded_by"] == "s-acl-1" and flags["s-acl-1"]["superseded_by"] is None
+    # the same text under different ACLs is not a duplicate: each copy is visible to different people
+    assert flags["s-open"]["near_duplicate_of"] is None and flags["s-closed"]["near_duplicate_of"] is None
 
 
 def test_chunk_pii_spans_are_clipped_and_rebased() -> None:
@@ -98,8 +107,13 @@ def test_chunk_documents_carries_clipped_pii_and_classification(catalog: Catalog
                 [],
             ],
             "title_pii_spans": [[{"type": "person", "start": 11, "end": 22}], []],
+            "acl": [["group:support-tier2", "user:chloe.martin"], None],
         },
-        schema_overrides={"pii_spans": pl.List(PII_SPAN), "title_pii_spans": pl.List(PII_SPAN)},
+        schema_overrides={
+            "pii_spans": pl.List(PII_SPAN),
+            "title_pii_spans": pl.List(PII_SPAN),
+            "acl": pl.List(pl.String),
+        },
     )
     lineage = {
         "upstream_table": "silver/support_tickets",
@@ -117,7 +131,9 @@ def test_chunk_documents_carries_clipped_pii_and_classification(catalog: Catalog
     assert [last["text"][s["start"] : s["end"]] for s in last["pii_spans"]] == ["4111 1111 1111 1111"]
     assert last["classification"] == "confidential"  # a card number lifts only the chunk that holds it
     assert all(m["pii_types"] == ["person"] and m["pii_spans"] == [] for m in middle)
+    assert all(c["acl"] == ["group:support-tier2", "user:chloe.martin"] for c in (first, *middle, last))
     plain = chunks.filter(pl.col("silver_id") == "slv_b").row(0, named=True)
     assert (plain["pii_types"], plain["pii_spans"], plain["classification"]) == ([], [], "internal")
+    assert plain["acl"] is None  # no ACL stays null, never an empty list
     assert chunks["upstream_version"].unique().to_list() == [3]
     assert chunks.schema == pl.Schema(gold.SCHEMA)

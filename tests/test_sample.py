@@ -35,6 +35,8 @@ PHONE_RE = re.compile(r"\(\d{3}\) \d{3}-\d{4}|\b\d{3}[-.]\d{3}[-.]\d{4}\b|\+1 \d
 ADDRESS_RE = re.compile(r"\d+ [A-Z][a-z]+ (St|Ave|Rd|Blvd|Ln|Dr|Ct|Way|Pl), [A-Za-z ]+, [A-Z]{2} \d{5}")
 CARD_RE = re.compile(r"\b(?:\d{4} ){3}\d{4}\b|\b\d{16}\b")
 MARKDOWN_SOURCES = [s for s, spec in SOURCES.items() if spec.fmt == "markdown"]
+RUNBOOK_TITLES = ("Runbook: ", "Containment runbook: ")  # the titles of the "runbook" page kind
+ACL_STATUSES = ("missing_acl", "invalid_acl")  # planted records, not files: several per source
 
 
 class Record:
@@ -203,7 +205,10 @@ def test_markdown_documents_are_well_formed(corpus: tuple[Path, dict[str, Any]])
             if rec.uri in bad:
                 continue
             assert rec.data is not None, rec.uri
-            assert set(rec.data) - {"owner", "language"} == {"id", "title", "updated_at", "body"}
+            assert set(rec.data) - {"owner", "language", "acl"} == {"id", "title", "updated_at", "body"}
+            # only containment runbooks carry an ACL (security_runbooks reads it: document_acl optional)
+            restricted = source_id == "security_runbooks" and rec.data["title"].startswith(RUNBOOK_TITLES)
+            assert rec.data.get("acl") == ({"groups": ["oncall"]} if restricted else None), rec.uri
             assert re.fullmatch(r"[a-z]+-\d{4}", rec.data["id"])
             dt.datetime.strptime(rec.data["updated_at"], TS_FORMAT)
             assert rec.data.get("language", "en") == "en"
@@ -252,17 +257,30 @@ def test_malformed_files_fail_as_declared(corpus: tuple[Path, dict[str, Any]]) -
         "not_an_object",
         "missing_field",
         "invalid_timestamp",
+        *ACL_STATUSES,
     }
     file_level = [
-        m for m in manifest["malformed"] if m["expected_status"] not in ("missing_field", "invalid_timestamp")
+        m
+        for m in manifest["malformed"]
+        if m["expected_status"] not in ("missing_field", "invalid_timestamp", *ACL_STATUSES)
     ]
     assert len({m["source_id"] for m in file_level}) == len(file_level)
+    hostile = {(m["source_id"], m["expected_status"]) for m in manifest["malformed"] if "acl_variant" in m}
+    assert hostile == {
+        ("hr_case_notes", "missing_acl"),
+        ("hr_case_notes", "invalid_acl"),
+        ("support_tickets", "invalid_acl"),
+        ("security_runbooks", "invalid_acl"),
+    }
     for entry in manifest["malformed"]:
         raw = (landing / entry["uri"]).read_bytes()
-        _check_malformed(entry["expected_status"], raw, entry["line"])
+        _check_malformed(entry["expected_status"], raw, entry["line"], entry["source_id"])
 
 
-def _check_malformed(status: str, raw: bytes, line: int | None) -> None:
+def _check_malformed(status: str, raw: bytes, line: int | None, source_id: str) -> None:
+    if status in ACL_STATUSES:
+        _check_hostile_acl(status, raw, line, source_id)
+        return
     if status in ("invalid_utf8", "empty_file", "binary_content"):
         assert line is None
         if status == "empty_file":
@@ -293,6 +311,74 @@ def _check_malformed(status: str, raw: bytes, line: int | None) -> None:
     else:
         with pytest.raises(ValueError):
             dt.datetime.fromisoformat(json.loads(target)["updated_at"])
+
+
+def _check_hostile_acl(status: str, raw: bytes, line: int | None, source_id: str) -> None:
+    """A planted ACL record is well-formed in every other way, and silver rejects its ACL with ``status``."""
+    from aquifer.catalog import load_catalog
+    from aquifer.medallion import silver
+
+    source = load_catalog(CATALOG).source(source_id)
+    if SOURCES[source_id].fmt == "markdown":
+        assert line is None
+        meta, body = parse_markdown(raw)
+        payload = {**meta, "body": body}
+    elif SOURCES[source_id].fmt == "jsonl":
+        assert line is not None
+        payload = json.loads(raw.decode().splitlines()[line - 1])
+    else:
+        assert line is not None
+        payload = dict(zip(CSV_HEADER, list(csv.reader(io.StringIO(raw.decode())))[line], strict=True))
+    silver.normalise(source.model_copy(update={"document_acl": "none"}), payload, "x")  # nothing else is wrong
+    with pytest.raises(silver.Rejected) as excinfo:
+        silver.normalise(source, payload, "x")
+    assert excinfo.value.reason == status and "'acl'" in str(excinfo.value)
+
+
+def _record_acl(source_id: str, rec: Record) -> list[str] | None:
+    """The principals of a record's ACL, read from the landing file independently of silver."""
+    assert rec.data is not None
+    value = rec.data.get("acl")
+    if not value:
+        return None
+    if isinstance(value, str):  # a CSV column
+        return sorted(value.split(";"))
+    kinds = {"groups": "group", "users": "user", "agents": "agent"}
+    return sorted(f"{kinds[k]}:{name}" for k, names in value.items() for name in names)
+
+
+def test_document_acls_are_where_the_manifest_says(corpus: tuple[Path, dict[str, Any]]) -> None:
+    landing, manifest = corpus
+    documents = {(d["source_id"], d["id"]): d["acl"] for d in manifest["documents"]}
+    assert len(documents) == len(manifest["documents"]), "one entry per document"
+    hostile = {(m["uri"], m["line"]) for m in manifest["malformed"]}
+    summary = manifest["acl_summary"]
+    for source_id in SOURCES:
+        listed = {doc_id: acl for (src, doc_id), acl in documents.items() if src == source_id}
+        assert summary[source_id]["documents"] == len(listed)
+        assert summary[source_id]["with_acl"] == sum(acl is not None for acl in listed.values())
+        on_disk = {
+            record_id(source_id, rec): _record_acl(source_id, rec)
+            for rec in read_source(landing, source_id)
+            if rec.data is not None and (rec.uri, rec.line) not in hostile
+        }
+        assert on_disk == listed, source_id  # every accepted record is listed with its ACL, nothing else is
+    users = json.loads((Path(__file__).resolve().parents[1] / "src/aquifer/sample/users.json").read_text())["users"]
+    groups = set(yaml.safe_load((CATALOG / "identity.yaml").read_text())["groups"])
+    for acl in filter(None, documents.values()):
+        assert all(p.split(":", 1)[1] in (groups if p.startswith("group:") else users) for p in acl), acl
+    hr = summary["hr_case_notes"]
+    assert hr["with_acl"] == hr["documents"] == hr["principals"]["group:hr-leads"]  # required: every case has one
+    north, south = hr["principals"]["group:hr-partners-north"], hr["principals"]["group:hr-partners-south"]
+    assert north + south == hr["documents"] and 0.35 <= north / hr["documents"] <= 0.65
+    assert 0 < hr["principals"]["user:amira.haddad"] + hr["principals"]["user:ben.okafor"] <= 0.1 * hr["documents"]
+    tickets, runbooks = summary["support_tickets"], summary["security_runbooks"]
+    assert 0.1 <= tickets["with_acl"] / tickets["documents"] <= 0.2
+    assert tickets["principals"]["group:support-tier2"] == tickets["with_acl"]
+    assert 0.2 <= runbooks["with_acl"] / runbooks["documents"] <= 0.45
+    assert runbooks["principals"] == {"group:oncall": runbooks["with_acl"]}
+    for source_id in ("product_docs", "engineering_wiki", "hr_handbook", "finance_reports"):
+        assert summary[source_id]["with_acl"] == 0, source_id
 
 
 def test_exact_duplicates_are_identical_records(corpus: tuple[Path, dict[str, Any]]) -> None:
@@ -453,11 +539,14 @@ def test_scale_two_repeats_planted_anomalies(corpus2: tuple[Path, dict[str, Any]
     for source_id, spec in SOURCES.items():
         assert 2 * spec.per_unit <= manifest["counts"][source_id]["records"] <= 2 * spec.per_unit + 6
         assert manifest["counts"][source_id]["records"] == len(read_source(landing, source_id))
-    assert len(manifest["malformed"]) == 8
+    # 8 malformed files and records + 10 hostile ACL records (4 HR cases, 3 tickets, 3 runbooks), all planted once
+    # per corpus whatever the scale
+    assert len(manifest["malformed"]) == 8 + 10
     assert [len(manifest[k]) for k in ("exact_duplicates", "near_duplicates", "superseded", "stale")] == [6, 6, 6, 12]
     assert len(manifest["instruction_like"]) == 8
     for entry in manifest["malformed"]:
-        _check_malformed(entry["expected_status"], (landing / entry["uri"]).read_bytes(), entry["line"])
+        raw = (landing / entry["uri"]).read_bytes()
+        _check_malformed(entry["expected_status"], raw, entry["line"], entry["source_id"])
     for dup in manifest["exact_duplicates"]:
         recs = by_id(landing, dup["source_id"])[dup["id"]]
         assert len({r.raw for r in recs}) == 1 and len({r.uri for r in recs}) == 2

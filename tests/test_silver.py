@@ -11,12 +11,15 @@ from aquifer.catalog import Catalog, Classification
 from aquifer.medallion import bronze, checks, silver
 from aquifer.medallion.common import RunContext
 
+# hr_case_notes requires a document ACL (catalog: document_acl: required); tests/test_acl_medallion.py covers ACLs
 CASE = {
     "case_id": "c-1",
     "subject": "Leave request",
     "note": "Discussed leave.",
     "updated_at": "2026-11-01T09:00:00Z",
+    "acl": {"groups": ["hr-leads"]},
 }
+ACL = '"acl": ["group:hr-leads"]'
 
 
 @pytest.mark.parametrize(
@@ -77,14 +80,16 @@ def _jsonl(landing: Path, name: str, *lines: str) -> None:
 
 def test_silver_accounts_for_every_bronze_record(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
-    good = '{"case_id": "c-1", "subject": "Leave", "note": "Mail jane@example.com", "updated_at": "2026-11-01"}'
-    other = '{"case_id": "c-2", "subject": "Move", "note": "Relocation", "updated_at": "2026-11-02"}'
+    good = (
+        f'{{"case_id": "c-1", "subject": "Leave", "note": "Mail jane@example.com", "updated_at": "2026-11-01", {ACL}}}'
+    )
+    other = f'{{"case_id": "c-2", "subject": "Move", "note": "Relocation", "updated_at": "2026-11-02", {ACL}}}'
     _jsonl(
         landing,
         "a.jsonl",
         good,
         other,
-        '{"case_id": "c-3", "note": "x", "updated_at": "2026-11-01"}',
+        f'{{"case_id": "c-3", "note": "x", "updated_at": "2026-11-01", {ACL}}}',
         "{trunc",
     )
     _jsonl(landing, "b.jsonl", good)  # exact duplicate in another file
@@ -127,10 +132,10 @@ def test_silver_accounts_for_every_bronze_record(catalog: Catalog, ctx: RunConte
 
 def test_conservation_fails_when_a_record_is_lost(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
-    _jsonl(landing, "a.jsonl", '{"case_id": "c-1", "subject": "s", "note": "n", "updated_at": "2026-11-01"}')
+    _jsonl(landing, "a.jsonl", f'{{"case_id": "c-1", "subject": "s", "note": "n", "updated_at": "2026-11-01", {ACL}}}')
     source = catalog.source("hr_case_notes")
     bronze.promote_to_bronze(source, ctx, landing_root=landing)
-    _jsonl(landing, "b.jsonl", '{"case_id": "c-2", "subject": "s", "note": "n", "updated_at": "2026-11-01"}')
+    _jsonl(landing, "b.jsonl", f'{{"case_id": "c-2", "subject": "s", "note": "n", "updated_at": "2026-11-01", {ACL}}}')
     silver.promote_to_silver(source, ctx, catalog=catalog)
     bronze.promote_to_bronze(source, ctx, landing_root=landing)  # bronze grew after silver ran
     outcome = checks.conservation(ctx.lake, source.id)

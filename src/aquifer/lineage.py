@@ -2,7 +2,9 @@
 
 Each hop reads the upstream table at the Delta version the row recorded (``upstream_table``,
 ``upstream_version``), so the trace shows what the transform actually read, even after later runs changed the
-table. ``verify`` re-hashes every landing file and compares it with the sha256 bronze recorded at ingestion.
+table. Silver, gold and platinum nodes show the document's ``acl`` (its principals; None when it has none), so a
+trace says who a served chunk was meant for and where that came from. ``verify`` re-hashes every landing file and
+compares it with the sha256 bronze recorded at ingestion.
 Batches are traced with one read per (table, version), so verifying every platinum row stays cheap.
 """
 
@@ -24,9 +26,18 @@ if TYPE_CHECKING:
     from aquifer.catalog import Catalog
 
 _DETAIL: dict[str, list[str]] = {
-    Layer.PLATINUM: ["dataset", "classification", "certified_at", "fresh_until"],
-    Layer.GOLD: ["dataset", "doc_id", "chunk_index", "classification", "pii_types", "untrusted", "superseded_by"],
-    Layer.SILVER: ["source_id", "doc_id", "title", "updated_at", "classification", "pii_types"],
+    Layer.PLATINUM: ["dataset", "classification", "acl", "certified_at", "fresh_until"],
+    Layer.GOLD: [
+        "dataset",
+        "doc_id",
+        "chunk_index",
+        "classification",
+        "pii_types",
+        "acl",
+        "untrusted",
+        "superseded_by",
+    ],
+    Layer.SILVER: ["source_id", "doc_id", "title", "updated_at", "classification", "pii_types", "acl"],
     Layer.BRONZE: [
         "source_id",
         "uri",
@@ -84,7 +95,11 @@ def _lookup(lake: Lake, layer: str, dataset: str, version: int | None, ids: list
         columns += ["upstream_ids", "upstream_table", "upstream_version"]
     else:
         columns.append("raw")
-    frame = lake.scan(layer, dataset, version=version).filter(pl.col(key).is_in(ids)).select(columns).collect()
+    table = lake.scan(layer, dataset, version=version)
+    # a version written before a detail column existed (acl) still traces; its nodes lack that detail
+    present = set(table.collect_schema().names())
+    columns = [c for c in columns if c in present or c not in _DETAIL[layer]]
+    frame = table.filter(pl.col(key).is_in(ids)).select(columns).collect()
     return {row[key]: row for row in frame.iter_rows(named=True)}
 
 
@@ -96,7 +111,7 @@ def _node(layer: str, dataset: str, version: int | None, row: dict[str, Any]) ->
         delta_version=version,
         run_id=row["run_id"],
         code_version=row["code_version"],
-        detail={k: row[k] for k in _DETAIL[layer]},
+        detail={k: row[k] for k in _DETAIL[layer] if k in row},
     )
     if layer == Layer.BRONZE and hashlib.sha256(row["raw"]).hexdigest() != row["content_sha256"]:
         node.problems.append(f"{node.id}: raw bytes in bronze do not match their recorded content_sha256")

@@ -18,6 +18,11 @@ def gates(source: Source) -> list[Gate]:
             lambda lake: checks.pii_coverage(lake, source),
         ),
         Gate(
+            "document_acls",
+            "Every document's ACL is what the catalog promises (required: present; none: absent), and well-formed.",
+            lambda lake: checks.document_acls(lake, source),
+        ),
+        Gate(
             "freshness",
             f"The newest document is within the {source.freshness_sla} freshness SLA.",
             lambda lake: checks.freshness(lake, source, now=utcnow()),

@@ -122,7 +122,7 @@ def _print_tree(node: dict[str, object], indent: int = 0) -> None:
         f"{pad}{node['layer']:<8} {node['id']}  {node['table']}@v{node['delta_version']}  run {str(node['run_id'])[:8]}"
     )
     console.print(head, highlight=False)
-    for key in ("uri", "file_sha256", "doc_id", "title", "classification", "pii_types", "parse_status"):
+    for key in ("uri", "file_sha256", "doc_id", "title", "classification", "pii_types", "acl", "parse_status"):
         if node.get(key) not in (None, []):
             console.print(f"{pad}         {key}: {node[key]}", highlight=False)
     for upstream in node["upstream"]:  # type: ignore[attr-defined]

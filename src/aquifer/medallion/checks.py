@@ -14,6 +14,7 @@ import polars as pl
 from aquifer import pii
 from aquifer.catalog import Source
 from aquifer.checks import CheckOutcome
+from aquifer.ids import PRINCIPAL_PATTERN
 from aquifer.lake import Lake
 from aquifer.medallion import bronze, gold, platinum, silver
 from aquifer.medallion.layers import QUARANTINE
@@ -82,6 +83,36 @@ def pii_coverage(lake: Lake, source: Source) -> CheckOutcome:
     return CheckOutcome(True, f"PII found in {rate:.0%} of documents (types: {', '.join(sorted(found))})", metadata)
 
 
+def document_acls(lake: Lake, source: Source) -> CheckOutcome:
+    """Every silver document's ACL is what the catalog promises: present when ``document_acl`` is required, absent
+    when it is none, and otherwise a sorted, de-duplicated, non-empty list of valid principals. Silver enforces this
+    record by record; the check proves it of the table (a writer that bypassed ``normalise`` would fail it)."""
+    docs = lake.read(silver.LAYER, source.id, columns=["acl"], schema=silver.SCHEMA)
+    listed = docs.filter(pl.col("acl").is_not_null())
+    malformed = listed.filter(
+        (pl.col("acl").list.len() == 0)
+        | (pl.col("acl").list.eval(~pl.element().str.contains(PRINCIPAL_PATTERN)).list.any())
+        | (pl.col("acl") != pl.col("acl").list.unique().list.sort())
+    ).height
+    metadata = {
+        "documents": docs.height,
+        "with_acl": listed.height,
+        "without_acl": docs.height - listed.height,
+        "malformed_acl": malformed,
+        "document_acl": source.document_acl,
+    }
+    problems = [f"{malformed} documents hold an ACL that is empty, unsorted or names no principal"] if malformed else []
+    if source.document_acl == "required" and listed.height < docs.height:
+        problems.append(f"{docs.height - listed.height} documents have no ACL, which the catalog requires")
+    if source.document_acl == "none" and listed.height:
+        problems.append(f"{listed.height} documents carry an ACL, which the catalog says this source does not read")
+    if problems:
+        return CheckOutcome(False, "; ".join(problems), metadata)
+    return CheckOutcome(
+        True, f"{listed.height} of {docs.height} documents carry an ACL (document_acl: {source.document_acl})", metadata
+    )
+
+
 def freshness(lake: Lake, source: Source, *, now: dt.datetime) -> CheckOutcome:
     """The source's newest document is within its freshness SLA (the feed is alive)."""
     docs = lake.read(silver.LAYER, source.id, columns=["updated_at"], schema=silver.SCHEMA)
@@ -117,9 +148,12 @@ def certified_only(lake: Lake, source: Source, *, now: dt.datetime) -> CheckOutc
     served = lake.read(platinum.LAYER, source.id, columns=["chunk_id"], schema=platinum.SCHEMA)
     if served.is_empty():
         return CheckOutcome(True, "nothing certified", {"rows": 0})
-    eligible = platinum.certifiable(lake.scan(gold.LAYER, source.id), freshness=source.freshness, now=now).select(
-        "chunk_id"
-    )
+    eligible = platinum.certifiable(
+        lake.scan(gold.LAYER, source.id),
+        freshness=source.freshness,
+        now=now,
+        acl_required=source.document_acl == "required",
+    ).select("chunk_id")
     bad = served.lazy().join(eligible, on="chunk_id", how="anti").collect().height
     if bad:
         return CheckOutcome(False, f"{bad} platinum rows are no longer certifiable in gold", {"rows": served.height})

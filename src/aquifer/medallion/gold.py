@@ -7,11 +7,15 @@ to hold a full paragraph of policy or a support exchange. The 40-token (20%) ove
 window edge whole in one of the two neighbours. A window end is pulled back to the last sentence end in its final
 quarter when there is one, so chunks rarely stop mid-sentence. Documents of <= 200 tokens are one chunk.
 
+Every chunk carries its document's ``acl`` (null: the document has none) unchanged from silver.
+
 Flags (all kept in gold for traceability; platinum certifies only clean chunks):
-- ``superseded_by``: a newer document with the same id exists (latest ``updated_at`` wins).
+- ``superseded_by``: a newer document with the same id exists (latest ``updated_at`` wins; on a tie, the version
+  silver received last, so an ACL change that left ``updated_at`` alone still replaces the old version).
 - ``near_duplicate_of``: a current document whose casefolded alphanumeric text (digits kept) equals that of a
-  more recently updated one (the freshest copy is kept). This catches re-published copies differing in
-  whitespace, case, punctuation or quotes; it does not catch reworded copies.
+  more recently updated one with the same ACL (the freshest copy is kept). This catches re-published copies
+  differing in whitespace, case, punctuation or quotes; it does not catch reworded copies. Copies with different
+  ACLs are not duplicates: each is visible to different people, and collapsing them would decide who sees it.
 - ``untrusted``: the chunk holds instruction-like text (:mod:`aquifer.injection`), with the matched pattern.
 """
 
@@ -58,6 +62,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "pii_spans": pl.List(PII_SPAN),
     "purposes": pl.List(pl.String),
     "pii_allowed_purposes": pl.List(pl.String),
+    "acl": pl.List(pl.String),
     "near_fingerprint": pl.String(),
     "superseded_by": pl.String(),
     "near_duplicate_of": pl.String(),
@@ -183,7 +188,9 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
         .with_columns(pl.col("pii_types").fill_null(pl.lit([], SCHEMA["pii_types"])))
         .drop("chunk")
     )
-    doc_columns = docs.select("silver_id", "doc_id", "title", "language", "updated_at", "owner").with_row_index("row")
+    doc_columns = docs.select("silver_id", "doc_id", "title", "language", "updated_at", "owner", "acl").with_row_index(
+        "row"
+    )
     return (
         chunks.join(doc_columns, on="row", how="left")
         .with_columns(
@@ -206,23 +213,32 @@ def chunk_documents(docs: pl.DataFrame, source: Source, catalog: Catalog, lineag
 def document_flags(documents: pl.LazyFrame) -> pl.LazyFrame:
     """Per silver document: which newer version supersedes it, which earlier document it near-duplicates.
 
-    ``documents`` has one row per silver_id with doc_id, updated_at and near_fingerprint.
+    ``documents`` has one row per silver_id with doc_id, updated_at, near_fingerprint, acl and received_at (when
+    silver wrote the document). Versions of one id with the same ``updated_at`` (an ACL changed, the content did
+    not) are ordered by ``received_at``, then by id.
     """
     latest = (
-        documents.sort("updated_at", "silver_id").group_by("doc_id").agg(pl.col("silver_id").last().alias("latest"))
+        documents.sort("updated_at", "received_at", "silver_id")
+        .group_by("doc_id")
+        .agg(pl.col("silver_id").last().alias("latest"))
     )
     flagged = documents.join(latest, on="doc_id").with_columns(
-        pl.when(pl.col("silver_id") != pl.col("latest")).then(pl.col("latest")).alias("superseded_by")
+        pl.when(pl.col("silver_id") != pl.col("latest")).then(pl.col("latest")).alias("superseded_by"),
+        # one text per ACL: null (no ACL) and every list of principals (which hold no ';') are distinct
+        pl.when(pl.col("acl").is_null())
+        .then(pl.lit("none"))
+        .otherwise(pl.lit("acl=") + pl.col("acl").list.join(";"))
+        .alias("acl_key"),
     )
     # Of near-identical current documents the most recently updated copy is kept: it stays fresh the longest.
     canonical = (
         flagged.filter(pl.col("superseded_by").is_null())
         .sort(["updated_at", "doc_id", "silver_id"], descending=[True, False, False])
-        .group_by("near_fingerprint")
+        .group_by("near_fingerprint", "acl_key")
         .agg(pl.col("silver_id").first().alias("canonical"))
     )
     return (
-        flagged.join(canonical, on="near_fingerprint", how="left")
+        flagged.join(canonical, on=["near_fingerprint", "acl_key"], how="left")
         .with_columns(
             pl.when(pl.col("superseded_by").is_null() & (pl.col("silver_id") != pl.col("canonical")))
             .then(pl.col("canonical"))
@@ -237,7 +253,7 @@ def promote_to_gold(source: Source, ctx: RunContext, *, catalog: Catalog) -> Pro
     lake = ctx.lake
     documents = promotion.upstream(ctx, silver.LAYER, source.id, silver.SCHEMA)
     lineage = {**documents.lineage(ctx, CODE_VERSION), "processed_at": ctx.now}
-    doc_columns = ["silver_id", "doc_id", "updated_at", "near_fingerprint", *FLAG_COLUMNS]
+    doc_columns = ["silver_id", "doc_id", "updated_at", "near_fingerprint", "acl", *FLAG_COLUMNS]
     existing_docs = lake.read(LAYER, source.id, columns=doc_columns, schema=SCHEMA).unique("silver_id")
     new_docs = promotion.pending(documents.frame, existing_docs, "silver_id").sort("silver_id").collect()
     new_chunks = chunk_documents(new_docs, source, catalog, lineage)
@@ -247,8 +263,12 @@ def promote_to_gold(source: Source, ctx: RunContext, *, catalog: Catalog) -> Pro
     changed_ids = pl.Series("silver_id", [], pl.String)
     if not new_docs.is_empty():
         all_docs = pl.concat([existing_docs, new_chunks.select(doc_columns).unique("silver_id")])
+        # when silver wrote each version: orders versions of one id that share updated_at (an ACL change)
+        received = documents.frame.select("silver_id", pl.col("processed_at").alias("received_at"))
         flags = document_flags(
-            all_docs.lazy().select("silver_id", "doc_id", "updated_at", "near_fingerprint")
+            all_docs.lazy()
+            .select("silver_id", "doc_id", "updated_at", "near_fingerprint", "acl")
+            .join(received, on="silver_id", how="left")
         ).collect()
         changed_ids = existing_docs.join(flags, on="silver_id", suffix="_new").filter(
             pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_new")) for c in FLAG_COLUMNS)

@@ -6,6 +6,10 @@ runs platinum only after every blocking check upstream passed, so a certified ro
 gold version it was read from passed". Platinum is re-derived from gold on every run and only the difference is
 written: newly eligible chunks are inserted, chunks that went stale or were superseded are deleted (they remain
 in gold, with the reason visible in their flags).
+
+Each row carries its document's ``acl`` (``List(String)`` of principals; null when the document has none), for the
+index and the policy. A source whose catalog entry requires document ACLs never has a row certified without one
+(silver quarantines such documents already; this is the second lock).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _CARRIED = [
     "pii_spans",
     "purposes",
     "pii_allowed_purposes",
+    "acl",
 ]
 SCHEMA: dict[str, pl.DataType] = {
     "platinum_id": pl.String(),
@@ -51,20 +56,27 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def certifiable(chunks: pl.LazyFrame, *, freshness: dt.timedelta, now: dt.datetime) -> pl.LazyFrame:
-    """The gold chunks that may be certified at ``now``."""
-    return chunks.filter(
+def certifiable(
+    chunks: pl.LazyFrame, *, freshness: dt.timedelta, now: dt.datetime, acl_required: bool = False
+) -> pl.LazyFrame:
+    """The gold chunks that may be certified at ``now`` (with ``acl_required``, only those that carry an ACL)."""
+    eligible = (
         pl.col("superseded_by").is_null()
         & pl.col("near_duplicate_of").is_null()
         & ~pl.col("untrusted")
         & (pl.col("updated_at") + freshness >= now)
     )
+    if acl_required:
+        eligible = eligible & pl.col("acl").is_not_null()
+    return chunks.filter(eligible)
 
 
 def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
     chunks = promotion.upstream(ctx, gold.LAYER, source.id, gold.SCHEMA)
     current = ctx.lake.read(LAYER, source.id, columns=["platinum_id", "chunk_id"], schema=SCHEMA)
-    certified = certifiable(chunks.frame, freshness=source.freshness, now=ctx.now)
+    certified = certifiable(
+        chunks.frame, freshness=source.freshness, now=ctx.now, acl_required=source.document_acl == "required"
+    )
     eligible = certified.select("chunk_id").collect()
     removals = current.join(eligible, on="chunk_id", how="anti")["platinum_id"].to_list()
     rows = promotion.pending(certified, current, "chunk_id").select(_CARRIED).collect()
@@ -89,5 +101,9 @@ def promote_to_platinum(source: Source, ctx: RunContext) -> PromotionResult:
         version,
         rows_total=eligible.height,
         rows_written=inserts.height + len(removals),
-        metadata={"certified_now": inserts.height, "decertified_now": len(removals)},
+        metadata={
+            "certified_now": inserts.height,
+            "decertified_now": len(removals),
+            "acl_rows_now": int(inserts["acl"].is_not_null().sum()),
+        },
     )

@@ -5,6 +5,12 @@
   reason code and a message naming the field. Conservation is exact: bronze = documents + quarantined +
   collapsed duplicates (the silver ``conservation`` check).
 - Classification = max(catalog default, the floor of every detected PII type) (``catalog/classification.yaml``).
+- A document's ACL (``acl``: the sorted, de-duplicated principals of ``source.fields.acl``, read only when the
+  source's ``document_acl`` is ``optional`` or ``required``) is null when the document carries none, never an empty
+  list. A required ACL that is missing is quarantined (``missing_acl``); a malformed one is quarantined under
+  either mode (``invalid_acl``): an ACL that cannot be read is never served to everyone. The ACL is part of the
+  document's identity (``silver_id``), so an ACL change on otherwise unchanged content is a new document
+  downstream and takes effect on the next materialization.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import polars as pl
 
 from aquifer import pii
 from aquifer.catalog import Catalog, Classification, Source
+from aquifer.ids import is_identifier, is_principal, is_principal_name
 from aquifer.medallion import bronze, promotion, readers
 from aquifer.medallion.common import PII_SPAN, PromotionResult, RunContext, nested_spans
 from aquifer.medallion.layers import LINEAGE_SCHEMA, QUARANTINE, Layer
@@ -33,6 +40,8 @@ VALIDATION_ERRORS = {
     "missing_field": "a required field is missing or empty",
     "invalid_field_type": "a field has the wrong type",
     "invalid_timestamp": "a timestamp field is not ISO 8601",
+    "missing_acl": "the source requires a document ACL (document_acl: required) and the record has none",
+    "invalid_acl": "the document ACL cannot be read (wrong type, unknown key, a name that is no principal, or nobody)",
 }
 REASONS = {**readers.PARSE_ERRORS, **VALIDATION_ERRORS}
 
@@ -45,6 +54,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "language": pl.String(),
     "updated_at": pl.Datetime("us", "UTC"),
     "owner": pl.String(),
+    "acl": pl.List(pl.String),
     "classification": pl.String(),
     "pii_types": pl.List(pl.String),
     "pii_spans": pl.List(PII_SPAN),
@@ -86,6 +96,7 @@ class Normalised:
     language: str
     updated_at: dt.datetime
     owner: str
+    acl: tuple[str, ...] | None = None  # sorted, unique principals; None: the document carries no ACL
 
 
 def _text_field(payload: Mapping[str, Any], field: str, role: str, *, required: bool = True) -> str | None:
@@ -106,6 +117,94 @@ def parse_timestamp(value: str, field: str) -> dt.datetime:
     except ValueError:
         raise Rejected("invalid_timestamp", f"field {field!r} is {value!r}, not an ISO 8601 timestamp") from None
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+ACL_KEYS = {"groups": "group", "users": "user", "agents": "agent"}
+"""The keys of an ACL object and the principal kind each lists."""
+MAX_ACL_PRINCIPALS = 1000
+"""More principals than this is refused (``invalid_acl``): every chunk carries its document's ACL into the index
+and every decision reads it, and real ACLs name groups, not thousands of users."""
+_PRINCIPAL_FORM = "group:<name>, user:<subject> or agent:<agent id>; names of letters, digits and ._@+=:/-"
+
+
+def _shown(value: Any) -> str:
+    """A short repr of one offending entry: quarantine messages name what is wrong, never dump the whole value."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _acl_entries(value: Any, field: str) -> list[str]:
+    """The principals an ACL value lists, or :class:`Rejected` (``invalid_acl``) naming the field and what is wrong.
+
+    Accepted shapes: an object ``{groups: [...], users: [...], agents: [...]}`` of names (Markdown front matter, a
+    JSON object), a list of principal strings (JSON), or principal strings separated by ``;`` (a CSV column, or any
+    text value). Agent ids must be identifiers, as the catalog's are."""
+
+    def invalid(what: str) -> Rejected:
+        return Rejected("invalid_acl", f"field {field!r} (acl) {what}")
+
+    def checked(entry: Any, where: str, kind: str | None = None) -> str:
+        if isinstance(entry, bool) or not isinstance(entry, str):
+            raise invalid(f"{where} is a {type(entry).__name__}, not text")
+        if kind is not None:  # a bare name under groups/users/agents
+            if not is_principal_name(entry) or (kind == "agent" and not is_identifier(entry)):
+                raise invalid(f"{where} ({_shown(entry)}) is not a valid {kind} name ({_PRINCIPAL_FORM})")
+            if entry.split(":", 1)[0] in ACL_KEYS.values():  # groups: [group:x] would never match anyone
+                raise invalid(f"{where} ({_shown(entry)}) is a principal; list the bare {kind} name")
+            return f"{kind}:{entry}"
+        if not is_principal(entry) or (entry.startswith("agent:") and not is_identifier(entry[6:])):
+            raise invalid(f"{where} ({_shown(entry)}) is not a principal ({_PRINCIPAL_FORM})")
+        return entry
+
+    if isinstance(value, dict):
+        principals = []
+        for key, names in value.items():
+            kind = ACL_KEYS.get(key) if isinstance(key, str) else None
+            if kind is None:
+                raise invalid(f"has unknown key {_shown(key)}; an ACL object has only {', '.join(ACL_KEYS)}")
+            if names is None:  # `groups:` left empty in YAML
+                continue
+            if not isinstance(names, list):
+                raise invalid(f"{key} is a {type(names).__name__}, not a list of names")
+            principals += [checked(name, f"{key} entry {i + 1}", kind) for i, name in enumerate(names)]
+        return principals
+    if isinstance(value, list):
+        return [checked(entry, f"entry {i + 1}") for i, entry in enumerate(value)]
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(";")]
+        return [checked(part, f"entry {i + 1}") for i, part in enumerate(parts) if part]
+    raise invalid(
+        f"is a {type(value).__name__}, not an object of groups/users/agents, a list of principals or "
+        "principals separated by ';'"
+    )
+
+
+def document_acl(source: Source, payload: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The document's ACL as sorted, unique principals; None when it carries none (or the source does not read
+    ACLs: ``document_acl: none``). Missing under ``required`` is ``missing_acl``; a malformed ACL is ``invalid_acl``
+    under ``optional`` and ``required`` alike (fail closed: it is never read as "no ACL")."""
+    if source.document_acl == "none":
+        return None
+    field = source.fields.acl
+    value = payload.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if source.document_acl == "required":
+            raise Rejected(
+                "missing_acl", f"field {field!r} (acl) is missing or empty; source {source.id} requires a document ACL"
+            )
+        return None
+    principals = sorted(set(_acl_entries(value, field)))
+    if not principals:
+        raise Rejected(
+            "invalid_acl", f"field {field!r} (acl) lists nobody; an ACL names at least one group, user or agent"
+        )
+    if len(principals) > MAX_ACL_PRINCIPALS:
+        raise Rejected(
+            "invalid_acl",
+            f"field {field!r} (acl) lists {len(principals):,} principals, more than {MAX_ACL_PRINCIPALS:,}; "
+            "grant groups instead",
+        )
+    return tuple(principals)
 
 
 def normalise(source: Source, payload: Mapping[str, Any], uri: str) -> Normalised:
@@ -136,6 +235,7 @@ def normalise(source: Source, payload: Mapping[str, Any], uri: str) -> Normalise
         language=language.lower(),
         updated_at=parse_timestamp(updated_raw, fields.updated_at),
         owner=owner,
+        acl=document_acl(source, payload),
     )
 
 
@@ -174,15 +274,25 @@ def triage(
     return accepted, rejects
 
 
+def document_key(source: Source, doc: Normalised, content_sha: str) -> list[str]:
+    """What identifies a silver document (its ``silver_id``): source, doc id, content hash and, when the document
+    carries one, its ACL. A changed ACL is a new document, so it reaches gold and platinum as new rows on the next
+    run and the old version is superseded; a document without an ACL keeps the id it had before ACLs existed."""
+    key = [source.id, doc.doc_id, content_sha]
+    if doc.acl is not None:
+        key.append("acl=" + ";".join(doc.acl))  # no principal holds a ';'
+    return key
+
+
 def collapse_duplicates(accepted: list[tuple[str, Normalised]], source: Source) -> list[dict[str, Any]]:
-    """One document per (id, title, body, timestamp): exact duplicates collapse into the first, which lists every
-    bronze record it stands for in ``upstream_ids``."""
+    """One document per (id, title, body, timestamp, ACL): exact duplicates collapse into the first, which lists
+    every bronze record it stands for in ``upstream_ids``."""
     documents: dict[str, dict[str, Any]] = {}
     for record_id, doc in accepted:
         content_sha = hashlib.sha256(
             "\x1f".join([doc.title, doc.body, doc.updated_at.isoformat()]).encode()
         ).hexdigest()
-        silver_id = LAYER.stable_id(source.id, doc.doc_id, content_sha)
+        silver_id = LAYER.stable_id(*document_key(source, doc, content_sha))
         if silver_id in documents:
             documents[silver_id]["upstream_ids"].append(record_id)
             continue
@@ -195,6 +305,7 @@ def collapse_duplicates(accepted: list[tuple[str, Normalised]], source: Source) 
             "language": doc.language,
             "updated_at": doc.updated_at,
             "owner": doc.owner,
+            "acl": list(doc.acl) if doc.acl is not None else None,
             "content_sha256": content_sha,
             "upstream_ids": [record_id],
         }
@@ -290,5 +401,6 @@ def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> P
             "quarantined_now_by_reason": dict(reasons),
             "duplicates_collapsed_now": len(accepted) - len(docs) + overlap.height,
             "pii_documents_now": sum(1 for found in types if found),
+            "acl_documents_now": int(new_docs["acl"].is_not_null().sum()),
         },
     )

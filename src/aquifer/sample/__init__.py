@@ -1,8 +1,9 @@
 """Deterministic sample corpus for the Tidewater landing zone.
 
 `generate` writes the seven catalog sources under ``landing_dir/<source_id>/`` with planted anomalies
-(duplicates, stale and superseded documents, instruction-like text, malformed files, PII) and a manifest
-listing every planted instance, so pipeline tests can check what the governance layer caught.
+(duplicates, stale and superseded documents, instruction-like text, malformed files, hostile ACLs, PII) and a
+manifest listing every planted instance and every document with its ACL principals (``documents``, ``acl_summary``;
+see ``acls``), so pipeline tests can check what the governance layer caught and who may see what.
 `generate_increment` adds new files with new ids on top of an existing landing zone.
 
 Same (scale, seed, as_of) gives byte-identical files: every random draw comes from a `random.Random`
@@ -10,7 +11,8 @@ seeded per source, and Faker is only used (seeded) to fill small pools up front,
 per record is far too slow for a million records.
 
 Modules: ``spec`` (sources and output shapes), ``banks`` (the content, as data files), ``text`` (values and
-documents), ``writers`` (manifest and files), ``markdown`` and ``records`` (the generators per format)."""
+documents), ``acls`` (who may see what), ``writers`` (manifest and files), ``markdown`` and ``records`` (the
+generators per format)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import random
 import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from aquifer.sample.acls import HOSTILE_ACLS, HOSTILE_STATUS, principals, runbook_acl
 from aquifer.sample.banks import _BANKS, _INJECTION_TEMPLATES, INSTRUCTION_PHRASES, Topic
 from aquifer.sample.spec import _DAY, SourceSpec
 from aquifer.sample.text import Clock, Doc, _inject, _png_bytes, build_doc_text, cosmetic_variant
@@ -54,6 +56,8 @@ class MarkdownSource:
         self.writer = ShardedDir(run.landing, rel_root)
         self.seen: set[bytes] = set()
         self.injected = 0
+        # a stream of its own, so planting hostile ACLs leaves every draw of the pages themselves as it was
+        self.acl_rng = run.rng(f"{spec.source_id}/acl")
 
     def doc_id(self, index: int) -> str:
         return f"{self.spec.id_prefix}-{index + 1:04d}"
@@ -77,7 +81,8 @@ class MarkdownSource:
         title, body = self.unique_text(combo)
         owner = self.rng.choice(self.bank.owners) if self.bank.owners and self.rng.random() < 0.8 else None
         language = "en" if self.rng.random() < 0.75 else None
-        return Doc(self.doc_id(index), title, body, self.run.clock.ts(seconds), owner, language)
+        acl = runbook_acl(self.spec.source_id, combo[1])
+        return Doc(self.doc_id(index), title, body, self.run.clock.ts(seconds), owner, language, acl)
 
     def write_normal(self, first_index: int, count: int, seconds: Callable[[int], int]) -> list[str]:
         """Plain pages only (used by increments); returns their uris."""
@@ -92,6 +97,12 @@ class MarkdownSource:
         n = self.spec.per_unit
         order = self._shuffled_combos()
         plan = self._plan(n, _MD_MALFORMED.get(self.spec.source_id) if unit == 0 else None)
+        if unit == 0:  # hostile ACLs, like malformed files, are planted once per corpus
+            taken = set(plan) | {arg for _, arg in plan.values() if arg >= 0}
+            free = [slot for slot in range(1, n) if slot not in taken]
+            hostile = HOSTILE_ACLS.get(self.spec.source_id, {})
+            slots = self.acl_rng.sample(free, len(hostile))
+            plan |= {slot: (role, -1) for slot, role in zip(slots, hostile, strict=True)}
         docs, combos = [], []
         for slot in range(n):
             index = unit * n + slot
@@ -123,8 +134,17 @@ class MarkdownSource:
             for slot, role in zip(slots, roles, strict=False)
         }
 
+    def _document(self, doc: Doc) -> None:
+        acl = principals(json.loads(doc.acl)) if doc.acl is not None else None
+        self.run.manifest.document(self.spec.source_id, doc.doc_id, acl)
+
     def _emit(self, doc: Doc, role: str, original: Doc, combo: tuple[Topic, str]) -> None:
         add, src = self.run.manifest.add, self.spec.source_id
+        if role in HOSTILE_STATUS:
+            doc.acl = HOSTILE_ACLS[src][role][1]
+            uri = self.writer.write(f"{doc.doc_id}.md", doc.render())
+            add("malformed", source_id=src, uri=uri, expected_status=HOSTILE_STATUS[role], line=None, acl_variant=role)
+            return
         if role == "stale":
             doc.updated_at = self.run.clock.ts(Clock.stale_seconds(self.rng, self.spec.freshness_days))
             add("stale", source_id=src, id=doc.doc_id)
@@ -135,6 +155,7 @@ class MarkdownSource:
             add("instruction_like", source_id=src, id=doc.doc_id, phrase=phrase)
         elif role == "near_duplicate":
             doc.title, doc.body = cosmetic_variant(self.rng, original.title, original.body)
+            doc.acl = original.acl  # a copy of a page keeps its restrictions
             # Republished: dated after the original it copies.
             original_age = self.run.clock.midnight - dt.datetime.fromisoformat(original.updated_at)
             doc.updated_at = self.run.clock.ts(self.rng.randrange(3600, int(original_age.total_seconds())))
@@ -143,6 +164,7 @@ class MarkdownSource:
             data = doc.render()
             uris = [self.writer.write(f"{doc.doc_id}.md", data), self.writer.write(f"{doc.doc_id}-copy.md", data)]
             add("exact_duplicates", source_id=src, id=doc.doc_id, uris=uris)
+            self._document(doc)
             return
         elif role == "superseded":
             self._emit_superseded(doc, combo)
@@ -152,6 +174,7 @@ class MarkdownSource:
             add("malformed", source_id=src, uri=uri, expected_status=role, line=None)
             return
         self.writer.write(f"{doc.doc_id}.md", doc.render())
+        self._document(doc)
 
     def _emit_superseded(self, doc: Doc, combo: tuple[Topic, str]) -> None:
         """Write an older edition (same id and title, different text) and the current one, as separate files."""
@@ -166,6 +189,7 @@ class MarkdownSource:
         self.run.manifest.add(
             "superseded", source_id=self.spec.source_id, id=doc.doc_id, older_uri=older_uri, newer_uri=newer_uri
         )
+        self._document(doc)  # both editions carry the same ACL
 
     @staticmethod
     def _malformed_bytes(doc: Doc, status: str) -> bytes:

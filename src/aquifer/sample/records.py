@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aquifer.sample.acls import ABSENT, HOSTILE_ACLS, HOSTILE_STATUS, case_acl, principals, ticket_acl
 from aquifer.sample.banks import (
     _CASE_DETAILS,
     _CASE_ES,
@@ -90,7 +91,7 @@ def case_record(rng: random.Random, pools: Pools, case_id: str, updated_at: str)
         sentences = [rng.choice(_CASE_PII[t]) for t in types] + rng.sample(_CASE_DETAILS, rng.randint(1, 3))
         rng.shuffle(sentences)
         note = " ".join([rng.choice(_CASE_OPENERS), *sentences]).format_map(values)
-    record = {
+    record: dict[str, Any] = {
         "case_id": case_id,
         "subject": rng.choice(_CASE_TYPES[case_type]),
         "note": note,
@@ -100,7 +101,16 @@ def case_record(rng: random.Random, pools: Pools, case_id: str, updated_at: str)
         "employee_id": values["eid"],
         "hr_partner": rng.choice(pools.partners),
     }
+    record["region"], record["acl"] = case_acl(pools.partners, record["hr_partner"], case_id)
     return record, sorted({"person", *types})
+
+
+def _plan_hostile(run: Run, src: str, plan: dict[int, str], total: int) -> None:
+    """Slots for the source's hostile ACLs, once per corpus, drawn from a stream of their own (the records'
+    draws stay as they were)."""
+    rng = run.rng(f"{src}/acl")
+    for role in HOSTILE_ACLS[src]:
+        plan[_pick_free(rng, plan, 0, total)] = role
 
 
 def _hr_case_notes(run: Run, spec: SourceSpec) -> None:
@@ -111,6 +121,7 @@ def _hr_case_notes(run: Run, spec: SourceSpec) -> None:
     for status in ("missing_field", "invalid_timestamp"):
         plan[_pick_free(rng, plan, size, min(total, 2 * size))] = status
     pairs = _plan_duplicates(rng, plan, spec.per_unit, run)
+    _plan_hostile(run, src, plan, total)
     lines = []
     for index in range(total):
         seconds = Clock.newest_seconds(rng) if index == 0 else Clock.fresh_seconds(rng, spec.freshness_days)
@@ -120,11 +131,19 @@ def _hr_case_notes(run: Run, spec: SourceSpec) -> None:
             del record["note"]
         elif role == "invalid_timestamp":
             record["updated_at"] = "next tuesday"
+        elif role in HOSTILE_STATUS:
+            hostile = HOSTILE_ACLS[src][role][1]
+            if hostile is ABSENT:
+                del record["acl"]
+            else:
+                record["acl"] = hostile
         line = json.dumps(record, ensure_ascii=False)
         if role == "invalid_json":
             line = line[: len(line) * 2 // 3]  # a partial write: cut inside the note, after the case_id
-        elif role in ("", "duplicate_of"):
+        elif role in ("", "duplicate_of") or role in HOSTILE_STATUS:  # a hostile ACL still holds the note's PII
             run.manifest.add("pii", source_id=src, id=record["case_id"], types=types)
+        if role in ("", "duplicate_of"):
+            run.manifest.document(src, record["case_id"], principals(record["acl"]))
         lines.append(line)
     _finish_duplicates(run, src, lines, pairs, ("cases", "jsonl"), lambda line: json.loads(line)["case_id"])
     _add_malformed(run, src, plan, ("cases", "jsonl"))
@@ -150,7 +169,11 @@ def _add_malformed(run: Run, src: str, plan: dict[int, str], stem_ext: tuple[str
     for index, role in sorted(plan.items()):
         if role not in ("duplicate", "duplicate_of", "instruction_like", "credit_card", "restated"):
             uri, line = chunk_uri(src, *stem_ext, index, run.chunk)
-            run.manifest.add("malformed", source_id=src, uri=uri, expected_status=role, line=line)
+            if role in HOSTILE_STATUS:
+                entry = {"expected_status": HOSTILE_STATUS[role], "acl_variant": role}
+            else:
+                entry = {"expected_status": role}
+            run.manifest.add("malformed", source_id=src, uri=uri, line=line, **entry)
 
 
 _TICKET_INJECTIONS = {
@@ -215,6 +238,7 @@ def ticket_row(
         clock.ts(created_s),
         clock.ts(updated_s),
     ]
+    row.append(ticket_acl(ticket_id, priority=row[5]))  # escalation follows the drawn priority; no draw of its own
     return row, sorted(types)
 
 
@@ -230,6 +254,7 @@ def _support_tickets(run: Run, spec: SourceSpec) -> None:
     plan = {_pick_free(rng, {}, 1, spec.per_unit): "csv_column_count"}
     _plan_units(rng, plan, {"instruction_like": 2, "credit_card": 2}, spec.per_unit, run.scale)
     pairs = _plan_duplicates(rng, plan, spec.per_unit, run)
+    _plan_hostile(run, src, plan, total)
     rows: list[Sequence[str] | str] = []
     injected = 0
     for index in range(total):
@@ -244,6 +269,10 @@ def _support_tickets(run: Run, spec: SourceSpec) -> None:
         if role == "csv_column_count":
             rows.append(_bad_csv_row(row))
             continue
+        if role in HOSTILE_STATUS:
+            row[-1] = HOSTILE_ACLS[src][role][1]
+        elif role != "duplicate":
+            run.manifest.document(src, row[0], principals(row[-1]))
         if role != "duplicate":
             run.manifest.add("pii", source_id=src, id=row[0], types=types)
         rows.append(row)
@@ -338,6 +367,8 @@ def _finance_reports(run: Run, spec: SourceSpec) -> None:
             seconds = Clock.fresh_seconds(rng, spec.freshness_days)
         record = finance_record(rng, run.clock, seconds, counters)
         lines.append("[1, 2]" if role == "not_an_object" else json.dumps(record, ensure_ascii=False))
+        if role != "not_an_object":  # a restatement is the same document, a later edition
+            run.manifest.document(src, record["report_id"], None)
         if role == "restated":
             newer_uri = chunk_uri(src, "restatements", "jsonl", len(restated), run.chunk)[0]
             restated.append(json.dumps(_restate(rng, record, run.clock, seconds), ensure_ascii=False))

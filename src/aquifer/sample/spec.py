@@ -8,6 +8,9 @@ MANIFEST_NAME = "sample_manifest.json"
 MAX_FILES_PER_DIR = 5000
 MAX_RECORDS_PER_FILE = 5000
 PII_MANIFEST_CAP = 5000
+DOCUMENT_MANIFEST_CAP = 2000
+"""Per source: the manifest lists the first this many documents with their ACLs (every document up to scale 5);
+``acl_summary`` still counts them all."""
 MIN_WORDS = 90
 CSV_HEADER = (
     "ticket_id",
@@ -19,6 +22,7 @@ CSV_HEADER = (
     "status",
     "created_at",
     "updated_at",
+    "acl",  # principals separated by ';' (escalated tickets), or empty
 )
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _DAY = 86_400

@@ -192,6 +192,7 @@ class Doc:
     updated_at: str
     owner: str | None = None
     language: str | None = "en"
+    acl: str | None = None  # the YAML text after `acl:` (a JSON object for the ACLs the corpus means)
 
     def render(self) -> bytes:
         # Title and timestamp are double-quoted (JSON escaping is valid YAML) so safe_load returns strings.
@@ -201,6 +202,8 @@ class Doc:
             lines.append(f"owner: {self.owner}")
         if self.language:
             lines.append(f"language: {self.language}")
+        if self.acl is not None:
+            lines.append(f"acl: {self.acl}")
         lines += ["---", "", self.body]
         return ("\n".join(lines) + "\n").encode()
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aquifer.sample.spec import CSV_HEADER, MAX_FILES_PER_DIR, MAX_RECORDS_PER_FILE, PII_MANIFEST_CAP
+from aquifer.sample.spec import (
+    CSV_HEADER,
+    DOCUMENT_MANIFEST_CAP,
+    MAX_FILES_PER_DIR,
+    MAX_RECORDS_PER_FILE,
+    PII_MANIFEST_CAP,
+)
 from aquifer.sample.text import Clock, Pools
 
 # --------------------------------------------------------------------------------------------------
@@ -27,27 +33,52 @@ _MANIFEST_LISTS = (
     "stale",
     "instruction_like",
     "pii",
+    "documents",
 )
 
 
 @dataclass
 class Manifest:
+    """What was planted where. ``documents`` lists every document silver is expected to accept, once per
+    (source, id), with its ACL principals (None: no ACL), up to ``DOCUMENT_MANIFEST_CAP`` per source;
+    ``acl_summary`` counts them per source without a cap (documents, how many carry an ACL, per principal)."""
+
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     lists: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {k: [] for k in _MANIFEST_LISTS})
+    acl_summary: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, kind: str, **entry: Any) -> None:
         if kind == "pii" and len(self.lists["pii"]) >= PII_MANIFEST_CAP:
             return
         self.lists[kind].append(entry)
 
+    def document(self, source_id: str, doc_id: str, acl: list[str] | None) -> None:
+        """One document expected in silver and the principals of its ACL (sorted; None when it has none)."""
+        summary = self.acl_summary.setdefault(source_id, {"documents": 0, "with_acl": 0, "principals": {}})
+        summary["documents"] += 1
+        if acl is not None:
+            summary["with_acl"] += 1
+            for principal in acl:
+                summary["principals"][principal] = summary["principals"].get(principal, 0) + 1
+        if summary["documents"] <= DOCUMENT_MANIFEST_CAP:
+            self.lists["documents"].append({"source_id": source_id, "id": doc_id, "acl": acl})
+
     def merge(self, other: Manifest) -> None:
         self.counts.update(other.counts)
+        self.acl_summary.update(other.acl_summary)
         for kind, entries in other.lists.items():
             self.lists[kind] += entries
         del self.lists["pii"][PII_MANIFEST_CAP:]
 
     def to_dict(self, seed: int, scale: int, as_of: dt.date) -> dict[str, Any]:
-        return {"seed": seed, "scale": scale, "as_of": as_of.isoformat(), "counts": self.counts, **self.lists}
+        return {
+            "seed": seed,
+            "scale": scale,
+            "as_of": as_of.isoformat(),
+            "counts": self.counts,
+            **self.lists,
+            "acl_summary": self.acl_summary,
+        }
 
 
 def _write_new(path: str | Path, data: bytes) -> None:
