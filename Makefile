@@ -15,15 +15,20 @@ LLAMA_CPP := llama-cpp-python[server]==0.3.36
 LLAMA_WHEELS ?= $(HOME)/.cache/aquifer/wheels/llama-cpp-python-0.3.36-noamx
 LLAMA_CFLAGS := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 
+# The certified OpenID provider the end-to-end tests use as the IdP (npm oidc-provider, pinned in tests/oidc_provider):
+# installed once per machine outside the repo, found there by tests/test_oidc_provider.py.
+export AQUIFER_OIDC_PROVIDER_DIR ?= $(HOME)/.cache/aquifer/oidc-provider
+OIDC_PROVIDER_SRC := tests/oidc_provider
+
 export AQUIFER_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup browser up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway policy-test serve clean
+.PHONY: help setup browser oidc-provider up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway policy-test serve clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv and install Aquifer with its dev tools
 $(STAMP): pyproject.toml
@@ -42,6 +47,24 @@ browser: ## Headless Chromium for the page tests (Debian's package; skipped wher
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } \
 		|| echo "no chromium: the page tests will be skipped (apt-get install chromium)"
+
+# npm ci into a fresh folder, moved into place when complete; the copied lock file says what is installed. A missing
+# node/npm or an unreachable registry prints a line (the provider's tests are then skipped) and never fails the caller.
+oidc-provider: ## The OpenID provider the end-to-end tests use as the IdP (npm, into ~/.cache; skipped without node/npm)
+	@dir="$(AQUIFER_OIDC_PROVIDER_DIR)"; \
+	if [ -d "$$dir/node_modules/oidc-provider" ] && cmp -s $(OIDC_PROVIDER_SRC)/package-lock.json "$$dir/package-lock.json"; then :; \
+	elif ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "no node/npm: the OpenID provider tests will be skipped (apt-get install nodejs npm)"; \
+	else \
+		tmp=; mkdir -p "$$dir" && tmp=$$(mktemp -d "$$dir/.install.XXXXXX") && \
+		cp $(OIDC_PROVIDER_SRC)/package.json $(OIDC_PROVIDER_SRC)/package-lock.json "$$tmp/" && \
+		(cd "$$tmp" && npm ci --no-audit --no-fund --fetch-retries=1 --fetch-timeout=60000) >"$$dir/npm-ci.log" 2>&1 && \
+		rm -rf "$$dir/node_modules" && mv "$$tmp/node_modules" "$$dir/node_modules" && \
+		cp $(OIDC_PROVIDER_SRC)/package.json $(OIDC_PROVIDER_SRC)/package-lock.json "$$dir/" && \
+		echo "oidc-provider installed in $$dir/node_modules" || \
+		echo "npm could not install oidc-provider (see $$dir/npm-ci.log): the OpenID provider tests will be skipped"; \
+		[ -z "$$tmp" ] || rm -rf "$$tmp"; \
+	fi
 
 sample: setup ## Generate the sample landing zone if it is absent
 	@if [ -d "$(AQUIFER_DATA_DIR)/landing" ]; then echo "sample corpus present in $(AQUIFER_DATA_DIR)/landing"; \
@@ -64,7 +87,7 @@ up: sample ## Set up, materialize the sample data, start the Dagster UI and the 
 status: setup ## Every table: rows, Delta version, last run, quarantine
 	$(BIN)/aquifer status
 
-test: setup browser ## Run the whole test suite (slow tests included)
+test: setup browser oidc-provider ## Run the whole test suite (slow tests included)
 	$(BIN)/python -m pytest -m "slow or not slow" -p no:cacheprovider
 
 test-fast: setup ## Run the fast tests only

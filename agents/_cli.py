@@ -17,6 +17,9 @@ def run(agent: str, doc: str | None, argv: list[str] | None = None, *, stream: b
     parser.add_argument("--url", default=os.environ.get("AQUIFER_URL", "http://127.0.0.1:8000") + "/v1")
     parser.add_argument("--model", help="A registered model id. Default: the agent's default model.")
     parser.add_argument("--max-tokens", type=int, default=256, help="Longest answer, in model tokens.")
+    parser.add_argument(
+        "--as", dest="as_user", help="Ask on behalf of this demo user (a token from the development IdP)."
+    )
     args = parser.parse_args(argv)
     console = Console()
     try:
@@ -26,6 +29,7 @@ def run(agent: str, doc: str | None, argv: list[str] | None = None, *, stream: b
             base_url=args.url,
             model=args.model,
             max_tokens=args.max_tokens,
+            as_user=args.as_user,
             on_text=(lambda piece: print(piece, end="", flush=True)) if stream else None,
         )
     except AskError as exc:

@@ -4,6 +4,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,27 @@ def copy_materialized(source: Path, root: Path) -> Path:
     shutil.copytree(PROJECT_ROOT / "policies", root / "policies")
     shutil.copytree(PROJECT_ROOT / "catalog", root / "catalog")
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def dev_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The development IdP, served over real HTTP on a free port for the whole session (its own keys)."""
+    from aquifer.identity.devidp import DevIdP
+    from tests.servers import free_port
+
+    idp = DevIdP(issuer=f"http://127.0.0.1:{free_port()}", data_dir=tmp_path_factory.mktemp("idp"))
+    thread = idp.start()
+    yield idp
+    thread.stop()
+
+
+def use_issuer(catalog_dir: Path, issuer: str) -> None:
+    """Point a catalog copy's development issuer at ``issuer`` (a test's IdP instead of :8790)."""
+    import yaml
+
+    path = catalog_dir / "identity.yaml"
+    identity = yaml.safe_load(path.read_text())
+    for entry in identity["issuers"]:
+        if entry.get("development_only"):
+            entry["issuer"] = issuer
+    path.write_text(yaml.safe_dump(identity, sort_keys=False))

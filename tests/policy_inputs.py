@@ -37,7 +37,7 @@ NASTY = [
 WRONG_TYPES: list[Any] = [None, 0, 1, -1, 1.5, 2**53, True, False, [], ["x"], {}, {"a": 1}, [None], [[]]]
 
 CONTEXT_FIELDS = ("action", "agent", "purpose", "model")
-RESOURCE_FIELDS = ("dataset", "layer", "classification", "pii_types", "untrusted")
+RESOURCE_FIELDS = ("dataset", "layer", "classification", "pii_types", "untrusted", "acl")
 
 
 class Inputs:
@@ -65,7 +65,50 @@ class Inputs:
             "purpose": self._value(self.purposes),
             "model": self._value(sorted(self.data["models"])),
         }
-        return self._mutilate(doc)
+        doc = self._mutilate(doc)
+        if self.rng.random() < 0.5:
+            doc["user"] = self.user()
+        return doc
+
+    def user(self) -> Any:
+        """A user as the verifier maps one (groups from the catalog's and some unknown), or a malformed one."""
+        rng = self.rng
+        groups = [*sorted(self.data["identity"]["groups"]), "contractors", "finance-admins"]
+        doc: dict[str, Any] = {
+            "issuer": "tidewater_dev_idp",
+            "subject": rng.choice(["amira.haddad", "erin.walsh", "dev.patel", "gus.lindqvist", "mallory"]),
+            "groups": rng.sample(groups, rng.choice([0, 1, 1, 2, 3])),
+            "attributes": {},
+        }
+        roll = rng.random()
+        if roll < 0.05:
+            return rng.choice(WRONG_TYPES)
+        if roll < 0.1:
+            doc["groups"] = rng.choice(WRONG_TYPES)
+        elif roll < 0.15:
+            doc.pop(rng.choice(sorted(doc)))
+        return doc
+
+    def acl(self) -> Any:
+        """A document ACL in the policy's input form: none, listed principals, the prefilter's, or malformed."""
+        rng = self.rng
+        principals = [
+            "group:hr-partners-north",
+            "group:finance",
+            "group:oncall",
+            "user:amira.haddad",
+            "user:erin.walsh",
+            "agent:support_assistant",
+            "agent:hr_case_assistant",
+        ]
+        roll = rng.random()
+        if roll < 0.4:
+            return {"listed": False}
+        if roll < 0.8:
+            return {"listed": True, "principals": rng.sample(principals, rng.choice([0, 1, 2, 3]))}
+        if roll < 0.9:
+            return {"prefilter": True}
+        return rng.choice([*WRONG_TYPES, {"listed": "false"}, {"listed": True, "principals": "group:finance"}])
 
     def resource(self) -> dict[str, Any]:
         rng = self.rng
@@ -78,6 +121,7 @@ class Inputs:
             "classification": self._value(self.data["levels"]),
             "pii_types": pii if rng.random() < 0.95 else self._value([pii]),
             "untrusted": self._value([False, False, False, True]),
+            "acl": self.acl(),
         }
         return self._mutilate(doc)
 
@@ -109,6 +153,7 @@ def allowed_input(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
         "classification": "public",
         "pii_types": [],
         "untrusted": False,
+        "acl": {"listed": False},
     }
     return context, resource
 

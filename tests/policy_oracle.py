@@ -25,8 +25,30 @@ def _get(mapping: dict[str, Any], key: Any) -> Any:
     return mapping.get(key) if isinstance(key, str) else None
 
 
+def _user_grants(data: dict[str, Any], user: Any) -> tuple[set[str], int | None]:
+    """The roles and the clearance rank a user's groups grant (catalog/identity.yaml), the default included."""
+    groups = user.get("groups") if isinstance(user, dict) else None
+    grants = (
+        [data["identity"]["groups"].get(g) for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
+    )
+    roles = {r for g in grants if g for r in g.get("roles", [])}
+    ranks = [_rank(g.get("clearance")) for g in grants if g and "clearance" in g]
+    ranks.append(_rank(data["identity"].get("default_clearance")))
+    known = [r for r in ranks if r is not None]
+    return roles, max(known) if known else None
+
+
+def principals(agent: Any, user: Any) -> set[str]:
+    """Whom a request is on behalf of: the user's user:/group: principals, or agent:<id> without a user."""
+    if isinstance(user, dict):
+        found = {f"user:{user.get('subject')}"}
+        groups = user.get("groups")
+        return found | ({f"group:{g}" for g in groups if isinstance(g, str)} if isinstance(groups, list) else set())
+    return {f"agent:{agent}"}
+
+
 def request_reasons(
-    data: dict[str, Any], agent: Any, purpose: Any, model: Any, action: Any = "read_context"
+    data: dict[str, Any], agent: Any, purpose: Any, model: Any, action: Any = "read_context", user: Any = None
 ) -> set[str]:
     a, m = _get(data["agents"], agent), _get(data["models"], model)
     needs = ACTIONS.get(action) if isinstance(action, str) else None
@@ -43,18 +65,55 @@ def request_reasons(
         reasons.add("model_not_allowed")
     if action == "read_decisions" and a is not None and "auditor" not in a["roles"]:
         reasons.add("role_required")
+    has_user = isinstance(user, dict)
+    if a is not None:
+        acts_for = a.get("acts_for")
+        if has_user and acts_for not in ("user", "either"):
+            reasons.add("agent_acts_for_itself")
+        if not has_user and acts_for not in ("self", "either"):
+            reasons.add("user_token_required")
+    if action == "read_decisions" and has_user and "auditor" not in _user_grants(data, user)[0]:
+        reasons.add("user_role_required")
     return reasons
 
 
 def decide(
-    data: dict[str, Any], agent: Any, purpose: Any, model: Any, resource: Any, action: Any = "read_context"
+    data: dict[str, Any],
+    agent: Any,
+    purpose: Any,
+    model: Any,
+    resource: Any,
+    action: Any = "read_context",
+    user: Any = None,
 ) -> dict[str, Any]:
     """{allow, reasons (set), redact (sorted list)} for one resource."""
     resource = resource if isinstance(resource, dict) else {}
     a, m = _get(data["agents"], agent), _get(data["models"], model)
     ds = _get(data["datasets"], resource.get("dataset"))
     level = _rank(resource.get("classification"))
-    reasons = request_reasons(data, agent, purpose, model, action)
+    reasons = request_reasons(data, agent, purpose, model, action, user)
+    has_user = isinstance(user, dict)
+    user_roles, user_rank = _user_grants(data, user)
+    if has_user and (user_rank is None or level is None or user_rank < level):
+        reasons.add("user_clearance_below_classification")
+    holds = principals(agent, user)
+    access = ds.get("access") if ds is not None else None
+    if ds is not None and not (
+        isinstance(access, dict) and (access.get("restricted") is False or holds & set(access.get("principals") or []))
+    ):
+        reasons.add("not_in_dataset_access")
+    acl = resource.get("acl")
+    acl_ok = isinstance(acl, dict) and (
+        acl.get("listed") is False
+        or acl.get("prefilter") is True
+        or (
+            acl.get("listed") is True
+            and isinstance(acl.get("principals"), list)
+            and bool(holds & {p for p in acl["principals"] if isinstance(p, str)})
+        )
+    )
+    if not acl_ok:
+        reasons.add("not_in_document_acl")
     needs = ACTIONS.get(action) if isinstance(action, str) else None
     if needs is not None and not needs[2]:
         reasons.add("action_reads_no_resources")
@@ -81,6 +140,11 @@ def decide(
         pii = []
     if resource.get("untrusted") is not False:
         reasons.add("untrusted_content")
-    reader = "pii_reader" in roles and ds is not None and purpose in ds["pii_purposes"]
+    reader = (
+        "pii_reader" in roles
+        and ds is not None
+        and purpose in ds["pii_purposes"]
+        and (not has_user or "pii_reader" in user_roles)
+    )
     redact = sorted(set(pii)) if pii and not reader else []
     return {"allow": not reasons, "reasons": reasons, "redact": redact}

@@ -10,6 +10,42 @@ from pathlib import Path
 import httpx
 
 
+def service_env(root: Path, data: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``aquifer serve`` over a copy made by ``tests.conftest.copy_materialized``: its data
+    dir, and the catalog and policies copied under ``root``."""
+    import os
+
+    return {
+        **os.environ,
+        "AQUIFER_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(data / "dagster"),
+        "AQUIFER_POLICY_DIR": str(root / "policies"),
+        "AQUIFER_CATALOG_DIR": str(root / "catalog"),
+        "AQUIFER_CREDENTIALS_FILE": str(root / "catalog" / "credentials.yaml"),
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }
+
+
+def post_context(
+    url: str,
+    token: str,
+    query: str,
+    *,
+    purpose: str,
+    model: str = "local_smollm2",
+    user_token: str | None = None,
+    top_k: int = 8,
+) -> httpx.Response:
+    """``POST /v1/context`` with an agent token and, when given, a user token (sent as bytes: a hostile token need
+    not be ASCII)."""
+    headers: dict[str, str | bytes] = {"Authorization": f"Bearer {token}"}
+    if user_token is not None:
+        headers["X-Aquifer-User-Token"] = user_token.encode()
+    body = {"query": query, "purpose": purpose, "model": model, "top_k": top_k}
+    return httpx.post(f"{url}/v1/context", json=body, headers=headers, timeout=60)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

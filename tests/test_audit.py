@@ -20,9 +20,11 @@ import pytest
 from aquifer.audit import DecisionLog, compact, decision_record, prove, read_records
 from aquifer.audit.compact import LAYER, TABLE, chain_gaps
 from aquifer.audit.log import segments_of
+from aquifer.audit.prove import load_decisions
 from aquifer.lake import CommitInfo, Lake
 from aquifer.policy import EmbeddedBackend, PolicyEngine, RequestContext, Resource
 from aquifer.settings import PROJECT_ROOT
+from tests.demo_users import user
 
 COMMIT = CommitInfo("audit/decisions", "test-run", "test")
 SINCE = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
@@ -193,7 +195,9 @@ def test_prove_answers_none_found_and_fails_on_a_gap(tmp_path: Path, engine: Pol
     lake, log = Lake(str(tmp_path / "lake")), DecisionLog(tmp_path / "log", segment_bytes=3000)
     _log_decisions(log, engine, RequestContext("marketing_assistant", "marketing", "external_gpt"), 6)
     compact(lake, log.directory, commit=COMMIT)
-    _log_decisions(log, engine, RequestContext("hr_case_assistant", "hr_casework", "local_smollm2"), 4)
+    _log_decisions(
+        log, engine, RequestContext("hr_case_assistant", "hr_casework", "local_smollm2", user=user("amira.haddad")), 4
+    )
     # compacted and not-yet-compacted records are both scanned
     none = prove(lake, log.directory, classification="confidential", locality="external", since=SINCE)
     assert none.verdict == "none", none.as_dict()
@@ -219,6 +223,41 @@ def test_prove_answers_none_found_and_fails_on_a_gap(tmp_path: Path, engine: Pol
     gap = prove(lake, log.directory, classification="confidential", locality="external", since=SINCE)
     assert gap.verdict == "unproven"
     assert any("missing" in g for g in gap.gaps)
+
+
+def test_prove_answers_whether_a_user_received_a_chunk_of_a_document(tmp_path: Path, engine: PolicyEngine) -> None:
+    lake, log = Lake(str(tmp_path / "lake")), DecisionLog(tmp_path / "log")
+    north = ("group:hr-leads", "group:hr-partners-north")
+    resources = [Resource("hr_case_notes", "confidential", acl=north), Resource("hr_handbook", "internal")]
+    for name in ("amira.haddad", "ben.okafor"):
+        ctx = RequestContext("hr_case_assistant", "hr_casework", "local_smollm2", user=user(name))
+        batch = engine.decide(ctx, resources)
+        log.append(
+            decision_record(
+                batch,
+                kind="context",
+                locality="local",
+                resources=resources,
+                ids=["plt_case", "plt_hb"],
+                documents=["case-0007", "hb-0001"],
+                admitted_by=[sorted(set(ctx.principals) & set(north)), []],
+            )
+        )
+    compact(lake, log.directory, commit=COMMIT)
+    amira, ben = "tidewater_dev_idp:amira.haddad", "tidewater_dev_idp:ben.okafor"
+    got = prove(lake, log.directory, user=amira, document="hr_case_notes/case-0007", since=SINCE)
+    assert got.verdict == "found" and [v["user"] for v in got.violations] == [amira]
+    assert got.violations[0]["doc_id"] == "case-0007"
+    assert "did any chunk of document hr_case_notes/case-0007 reach user " + amira in got.question
+    # ben's request was decided too, but the case note's ACL (north) did not admit him: nothing was served
+    assert prove(lake, log.directory, user=ben, document="hr_case_notes/case-0007", since=SINCE).verdict == "none"
+    assert prove(lake, log.directory, user=ben, document="hr_handbook/hb-0001", since=SINCE).verdict == "found"
+    records = load_decisions(lake, log.directory).collect()
+    assert records["user"].to_list() == [amira, ben]
+    case = records["resources"].to_list()[0][0]
+    assert case["acl"] == list(north) and case["admitted_by"] == ["group:hr-partners-north"]
+    with pytest.raises(ValueError, match="ask about"):
+        prove(lake, log.directory, since=SINCE)
 
 
 def test_prove_detects_an_edited_record_and_a_restarted_log(tmp_path: Path, engine: PolicyEngine) -> None:

@@ -54,6 +54,7 @@ def test_policy_eval_reads_an_input_file(workspace: Path) -> None:
                 "classification": "public",
                 "pii_types": [],
                 "untrusted": False,
+                "acl": {"listed": False},
             },
             {
                 "dataset": "finance_reports",
@@ -61,6 +62,7 @@ def test_policy_eval_reads_an_input_file(workspace: Path) -> None:
                 "classification": "restricted",
                 "pii_types": [],
                 "untrusted": False,
+                "acl": {"listed": False},
             },
         ],
     }
@@ -86,8 +88,12 @@ def test_policy_eval_reads_an_input_file(workspace: Path) -> None:
 
 def test_policy_explain_a_request_and_see_an_edit_take_effect(workspace: Path) -> None:
     args = ["policy", "explain", "--agent", "hr_case_assistant", "--purpose", "hr_casework", "--model", "sovereign_eu"]
+    alone = runner.invoke(app, args)
+    assert "DENY" in alone.output and "user_token_required" in alone.output, alone.output
+    args += ["--user", "amira.haddad", "--group", "hr-partners-north", "--group", "employees"]
     before = runner.invoke(app, args)
     assert "DENY" in before.output and "model_not_allowed" in before.output
+    assert "user_token_required" not in before.output and "for user amira.haddad" in before.output
     agent = workspace / "catalog/agents/hr_case_assistant.yaml"
     agent.write_text(agent.read_text().replace("models: [local_smollm2]", "models: [local_smollm2, sovereign_eu]"))
     after = runner.invoke(app, args)

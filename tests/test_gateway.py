@@ -22,7 +22,8 @@ from aquifer.audit.log import read_records
 from aquifer.catalog import load_catalog
 from aquifer.lake import Lake
 from aquifer.settings import PROJECT_ROOT
-from tests.conftest import copy_materialized
+from tests.conftest import copy_materialized, use_issuer
+from tests.demo_users import ACTING_FOR
 from tests.servers import AquiferServer, RecordingModel, free_port, llama_server
 from tests.test_credentials import DEV_TOKENS
 
@@ -53,10 +54,11 @@ def _model(path: Path, model_id: str, endpoint: str, locality: str, ceiling: str
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> Iterator[dict[str, Any]]:
+def gw(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path, dev_idp: Any) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("gateway")
     data = copy_materialized(materialized_sample, root)
     catalog = root / "catalog"
+    use_issuer(catalog, dev_idp.issuer)
     llama_url, llama = llama_server(root / "llama.log")
     external, slow, failing = RecordingModel(), RecordingModel(), RecordingModel()
     slow.delay_s, failing.status = 3.0, 500
@@ -88,6 +90,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> I
         "failing": failing,
         "lake": Lake(str(data / "lake")),
         "catalog": load_catalog(catalog),
+        "idp": dev_idp,
     }
     api.stop()
     llama.stop()
@@ -96,7 +99,12 @@ def gw(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> I
 
 
 def agent(gw: dict[str, Any], name: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw["url"], api_key=DEV_TOKENS[name], max_retries=0, timeout=120)
+    """The official client as agent ``name``; one that acts for users sends its demo user's token too."""
+    user = ACTING_FOR.get(name)
+    headers = {"X-Aquifer-User-Token": gw["idp"].make_token(user)} if user else None
+    return openai.OpenAI(
+        base_url=gw["url"], api_key=DEV_TOKENS[name], default_headers=headers, max_retries=0, timeout=120
+    )
 
 
 def records(gw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -324,12 +332,14 @@ def test_models_lists_what_the_agent_may_use(gw: dict[str, Any]) -> None:
                 "ask",
                 "--agent",
                 "hr_case_assistant",
+                "--as",
+                "amira.haddad",
                 "--max-tokens",
                 "16",
                 "--no-stream",
                 "What happened in the overtime dispute case?",
             ],
-            ["hr_case_assistant", "Sources", "[1] hr_"],
+            ["hr_case_assistant", "for user tidewater_dev_idp:amira.haddad", "Sources", "[1] hr_"],
         ),
         (
             ["-m", "agents.marketing_assistant", "--max-tokens", "16", "How do refunds work?"],

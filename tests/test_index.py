@@ -19,6 +19,7 @@ from aquifer.index import LanceDBStore, StoreBase, VectorStore
 from aquifer.index.schema import SCHEMA, class_fields
 from aquifer.policy import EmbeddedBackend, PolicyEngine, RequestContext, Resource
 from aquifer.settings import PROJECT_ROOT
+from tests.demo_users import for_agent
 
 
 class MemoryStore(StoreBase):
@@ -49,12 +50,14 @@ class MemoryStore(StoreBase):
         vector: np.ndarray,
         *,
         classes: Sequence[str],
+        principals: Sequence[str] = (),
         exclude_ids: Sequence[str] = (),
         k: int,
         version: int | None = None,
     ) -> list[dict[str, Any]]:
+        admitted = ~pl.col("acl_listed") | pl.col("acl").list.eval(pl.element().is_in(list(principals))).list.any()
         frame = self._frame(version).filter(
-            pl.col("class_key").is_in(list(classes)) & ~pl.col("platinum_id").is_in(list(exclude_ids))
+            pl.col("class_key").is_in(list(classes)) & admitted & ~pl.col("platinum_id").is_in(list(exclude_ids))
         )
         if frame.is_empty():
             return []
@@ -71,8 +74,11 @@ class MemoryStore(StoreBase):
         found = self._frame(None).filter(pl.col(column) == chunk_id)
         return found.row(0, named=True) if found.height else None
 
-    def apply(self, add: pa.Table, remove: Sequence[str]) -> tuple[int, int]:
-        base = self._frame(None) if self._versions else pl.from_arrow(SCHEMA.empty_table())
+    def schema_matches(self) -> bool:
+        return True
+
+    def apply(self, add: pa.Table, remove: Sequence[str], *, replace_all: bool = False) -> tuple[int, int]:
+        base = self._frame(None) if self._versions and not replace_all else pl.from_arrow(SCHEMA.empty_table())
         assert isinstance(base, pl.DataFrame)
         added = pl.from_arrow(add)
         assert isinstance(added, pl.DataFrame)
@@ -114,8 +120,8 @@ def test_a_second_store_in_one_class_serves_the_same_answers(tmp_path: Path, mat
         ("finance_analyst", "financial_analysis", "quarterly revenue"),
     ):
         request = ContextRequest(query=question, purpose=purpose, model="local_smollm2", top_k=5)
-        a = on_lance.context(agent, request, Timings())
-        b = on_memory.context(agent, request, Timings())
+        a = on_lance.context(agent, request, Timings(), user=for_agent(agent))
+        b = on_memory.context(agent, request, Timings(), user=for_agent(agent))
         assert [c.chunk_id for c in a.chunks] == [c.chunk_id for c in b.chunks], agent
         assert [c.text for c in a.chunks] == [c.text for c in b.chunks], "the same redactions"
         assert a.withheld == b.withheld
@@ -164,3 +170,61 @@ def test_the_class_key_is_one_definition_in_python_and_polars(pii: tuple[str, ..
     frame = _frame(Resource, [resource])
     assert frame.select(Resource.key_expr()).item() == resource.key
     assert Resource.from_row(resource.as_input()) == resource
+
+
+@pytest.mark.slow
+def test_the_acl_prefilter_admits_exactly_the_principals_documents_and_is_indexed(
+    tmp_path: Path, materialized_sample: Path
+) -> None:
+    """The store's ACL term: documents without an ACL, or whose ACL names one of the principals - the same set
+    with and without its scalar indexes (LabelList on acl, Bitmap on acl_listed), which ensure_indexes adds."""
+    shutil.copytree(materialized_sample / "index", tmp_path / "index")
+    store = LanceDBStore(str(tmp_path / "index"), ann_min_rows=0)
+    classes = [r.key for r in store.classes()]
+    frame = store.columns(["chunk_id", "acl", "acl_listed"])
+    vector = np.asarray(store.table().search().limit(1).to_list()[0]["vector"], dtype=np.float32)
+    north = ["group:hr-partners-north", "user:amira.haddad"]
+    k = frame.height
+    expected = {r["chunk_id"] for r in frame.iter_rows(named=True) if not r["acl_listed"] or set(r["acl"]) & set(north)}
+    assert 0 < len(expected) < frame.height, "the sample holds documents with and without ACLs"
+    before = {r["chunk_id"] for r in store.search(vector, classes=classes, principals=north, k=k)}
+    alone = {r["chunk_id"] for r in store.search(vector, classes=classes, k=k)}
+    assert before == expected
+    assert alone == {r["chunk_id"] for r in frame.iter_rows(named=True) if not r["acl_listed"]}
+    built = store.ensure_indexes()
+    indexed = {c: i.index_type for i in store.table().list_indices() for c in i.columns}
+    assert indexed["acl"] == "LabelList" and indexed["acl_listed"] == "Bitmap", (built, indexed)
+    after = {
+        r["chunk_id"]
+        for r in store.table()
+        .search(vector)
+        .distance_type("cosine")
+        .where(
+            "(NOT acl_listed OR array_has_any(acl, make_array('group:hr-partners-north', 'user:amira.haddad')))",
+            prefilter=True,
+        )
+        .bypass_vector_index()
+        .limit(k)
+        .to_list()
+    }
+    assert after == expected, "the indexed predicate selects the same rows"
+
+
+@pytest.mark.slow
+def test_an_index_of_an_older_schema_is_rebuilt_by_the_next_sync(tmp_path: Path, materialized_sample: Path) -> None:
+    import lancedb
+
+    from aquifer.catalog import load_catalog
+    from aquifer.embedding import Embedder
+    from aquifer.index.sync import sync
+    from aquifer.lake import Lake
+
+    shutil.copytree(materialized_sample / "index", tmp_path / "index")
+    db = lancedb.connect(str(tmp_path / "index"))
+    old = db.open_table("chunks").to_arrow().drop_columns(["acl", "acl_listed"])
+    db.create_table("chunks", data=old, mode="overwrite")  # as an index written before ACLs
+    store = LanceDBStore(str(tmp_path / "index"))
+    assert not store.schema_matches()
+    result = sync(store, Lake(str(materialized_sample / "lake")), load_catalog(PROJECT_ROOT / "catalog"), Embedder())
+    assert store.schema_matches() and result.rows == old.num_rows and result.added == old.num_rows
+    assert store.columns(["acl_listed"])["acl_listed"].sum() > 0

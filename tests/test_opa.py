@@ -123,13 +123,9 @@ def test_10000_generated_inputs_decide_identically_on_both_engines(
     for ctx, resources in Inputs(data, seed=10_000).cases(10_000):
         a = [embedded.evaluate("request", ctx), *embedded.decide_many(ctx, resources)]
         b = [opa.evaluate("request", ctx), *opa.decide_many(ctx, resources)]
-        expected = [policy_oracle.request_reasons(data, *(ctx.get(f) for f in ("agent", "purpose", "model", "action")))]
-        expected += [
-            policy_oracle.decide(data, *(ctx.get(f) for f in ("agent", "purpose", "model")), r, ctx.get("action"))[
-                "reasons"
-            ]
-            for r in resources
-        ]
+        fields, user = [ctx.get(f) for f in ("agent", "purpose", "model")], ctx.get("user")
+        expected = [policy_oracle.request_reasons(data, *fields, ctx.get("action"), user)]
+        expected += [policy_oracle.decide(data, *fields, r, ctx.get("action"), user)["reasons"] for r in resources]
         for doc_a, doc_b, reasons, resource in zip(a, b, expected, [None, *resources], strict=True):
             assert canonical(doc_a) == canonical(doc_b), (ctx, resource)
             assert canonical(doc_a)[0] != "malformed", (ctx, resource, doc_a)

@@ -27,6 +27,7 @@ from aquifer.policy import (
     Resource,
 )
 from aquifer.settings import PROJECT_ROOT
+from tests.demo_users import user as demo_user
 
 POLICIES, CATALOG = PROJECT_ROOT / "policies", PROJECT_ROOT / "catalog"
 
@@ -134,8 +135,9 @@ def test_the_backend_pushes_modules_and_catalog_then_queries_decisions(opa: Reco
     ]
     for ctx in (
         RequestContext("support_assistant", "customer_support", "local_smollm2"),
+        RequestContext("hr_case_assistant", "hr_casework", "local_smollm2", user=demo_user("amira.haddad")),
+        RequestContext("finance_analyst", "financial_analysis", "local_smollm2", user=demo_user("erin.walsh")),
         RequestContext("hr_case_assistant", "hr_casework", "local_smollm2"),
-        RequestContext("finance_analyst", "financial_analysis", "local_smollm2"),
         RequestContext("marketing_assistant", "marketing", "external_gpt"),
     ):
         before = len(opa.requests)

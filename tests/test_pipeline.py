@@ -247,7 +247,11 @@ def test_policy_explain_on_real_chunks(first_run: dict[str, Any], catalog: Catal
     lake: Lake = first_run["lake"]
     case = lake.read("platinum", "hr_case_notes").filter(pl.col("pii_types").list.len() > 0).row(0, named=True)
     base = ["policy", "explain", "--purpose", "hr_casework", "--model", "local_smollm2", "--chunk", case["chunk_id"]]
-    hr = runner.invoke(app, [*base, "--agent", "hr_case_assistant", "--json"])
+    # every case note's ACL names the HR leads (the sample's manifest), so an HR lead may read this one
+    hr_lead = ["--user", "hana.kim", "--group", "hr-leads"]
+    alone = runner.invoke(app, [*base, "--agent", "hr_case_assistant"])
+    assert "user_token_required" in alone.output, alone.output
+    hr = runner.invoke(app, [*base, "--agent", "hr_case_assistant", *hr_lead, "--json"])
     assert hr.exit_code == 0, hr.output
     decision = json.loads(hr.output)["decision"]
     assert decision["allow"] is True and decision["obligations"]["redact"] == [], "a pii_reader for hr_casework"
@@ -278,6 +282,10 @@ def test_policy_explain_on_real_chunks(first_run: dict[str, Any], catalog: Catal
             "local_smollm2",
             "--chunk",
             untrusted["chunk_id"],
+            "--user",
+            "erin.walsh",
+            "--group",
+            "finance",
             "--json",
         ],
     )

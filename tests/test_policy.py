@@ -26,6 +26,7 @@ from aquifer.policy.rego_tests import run as run_rego_tests
 from aquifer.policy.source import ENTRYPOINTS
 from aquifer.settings import PROJECT_ROOT
 from tests import policy_oracle
+from tests.demo_users import for_agent, user
 from tests.policy_inputs import CONTEXT_FIELDS, NASTY, RESOURCE_FIELDS, Inputs, allowed_input, canonical
 
 POLICIES = PROJECT_ROOT / "policies"
@@ -150,7 +151,12 @@ DEMO = [
         "hr_case_assistant",
         "hr_casework",
         "local_smollm2",
-        Resource("hr_case_notes", "confidential", pii_types=("national_id", "person")),
+        Resource(
+            "hr_case_notes",
+            "confidential",
+            pii_types=("national_id", "person"),
+            acl=("group:hr-leads", "group:hr-partners-north"),
+        ),
         True,
         [],
     ),
@@ -203,7 +209,7 @@ DEMO = [
 def test_demo_decisions(
     engine: PolicyEngine, agent: str, purpose: str, model: str, resource: Resource, allow: bool, detail: list[str]
 ) -> None:
-    batch = engine.decide(RequestContext(agent, purpose, model), [resource])
+    batch = engine.decide(RequestContext(agent, purpose, model, user=for_agent(agent)), [resource])
     decision = batch.resources[0]
     assert decision.allow is allow, decision
     if allow:
@@ -239,18 +245,26 @@ def test_batch_equals_one_by_one_and_matches_the_oracle(engine: PolicyEngine) ->
         for pii in ((), ("email",))
         for untrusted in (False, True)
     ]
+    acls = [None, ("group:hr-partners-north",), ("user:erin.walsh", "group:oncall"), (), ("agent:support_assistant",)]
+    resources += [Resource("hr_case_notes", "confidential", acl=acl) for acl in acls]
+    resources += [Resource("support_tickets", "internal", acl=acl).at_prefilter() for acl in acls[:1]]
+    users = [None, user("amira.haddad"), user("erin.walsh"), user("dev.patel"), user("gus.lindqvist")]
     for agent in data["agents"]:
         for model in data["models"]:
-            ctx = RequestContext(agent, data["agents"][agent]["purposes"][0], model)
-            batch = engine.decide(ctx, resources)
-            singles = [engine.decide(ctx, [r]).resources[0] for r in resources[:12]]
-            assert batch.resources[:12] == singles
-            for resource, decision in zip(resources, batch.resources, strict=True):
-                expected = policy_oracle.decide(data, ctx.agent, ctx.purpose, ctx.model, resource.as_input())
-                assert decision.allow is expected["allow"], (ctx, resource)
-                assert set(decision.reasons) == expected["reasons"], (ctx, resource)
-                if decision.allow:
-                    assert decision.obligations.redact == expected["redact"]
+            for who in users:
+                ctx = RequestContext(agent, data["agents"][agent]["purposes"][0], model, user=who)
+                batch = engine.decide(ctx, resources)
+                singles = [engine.decide(ctx, [r]).resources[0] for r in resources[:12]]
+                assert batch.resources[:12] == singles
+                for resource, decision in zip(resources, batch.resources, strict=True):
+                    user_input = who.as_input() if who else None
+                    expected = policy_oracle.decide(
+                        data, ctx.agent, ctx.purpose, ctx.model, resource.as_input(), user=user_input
+                    )
+                    assert decision.allow is expected["allow"], (ctx, resource)
+                    assert set(decision.reasons) == expected["reasons"], (ctx, resource)
+                    if decision.allow:
+                        assert decision.obligations.redact == expected["redact"]
 
 
 # -- revision and reload ------------------------------------------------------------------------------------------
@@ -278,7 +292,7 @@ def test_revision_is_a_content_hash_of_policies_and_registries(workspace: tuple[
 def test_a_one_line_policy_edit_applies_without_a_restart(workspace: tuple[Path, Path]) -> None:
     policies, catalog = workspace
     engine = engine_for(policies, catalog)
-    ctx = RequestContext("hr_case_assistant", "hr_casework", "local_smollm2")
+    ctx = RequestContext("hr_case_assistant", "hr_casework", "local_smollm2", user=user("amira.haddad"))
     hr_internal = Resource("hr_handbook", "internal")
     first = engine.decide(ctx, [hr_internal])
     assert first.resources[0].allow
@@ -293,7 +307,7 @@ def test_a_one_line_policy_edit_applies_without_a_restart(workspace: tuple[Path,
     assert second.resources[0].reasons == ["purpose_not_allowed_for_dataset"]
     assert second.revision != first.revision
     # and a Rego edit: let sovereign-cloud models receive confidential data
-    ctx2 = RequestContext("hr_case_assistant", "hr_casework", "sovereign_eu")
+    ctx2 = RequestContext("hr_case_assistant", "hr_casework", "sovereign_eu", user=user("amira.haddad"))
     locality = policies / "aquifer/context/locality.rego"
     text = locality.read_text()
     assert '"sovereign_cloud": {"public", "internal"},' in text
@@ -429,9 +443,10 @@ def test_generated_hostile_inputs_match_the_oracle_on_the_embedded_engine() -> N
     for ctx, resources in Inputs(data, seed=7).cases(1_000):
         fields = [ctx.get(f) for f in ("agent", "purpose", "model")]
         request = backend.evaluate("request", ctx)
-        assert set(request["reasons"]) == policy_oracle.request_reasons(data, *fields, ctx.get("action")), ctx
+        user = ctx.get("user")
+        assert set(request["reasons"]) == policy_oracle.request_reasons(data, *fields, ctx.get("action"), user), ctx
         for resource, doc in zip(resources, backend.decide_many(ctx, resources), strict=True):
-            expected = policy_oracle.decide(data, *fields, resource, ctx.get("action"))
+            expected = policy_oracle.decide(data, *fields, resource, ctx.get("action"), user)
             assert canonical(doc)[0] != "malformed", (ctx, resource, doc)
             assert set(doc["reasons"]) == expected["reasons"], (ctx, resource, doc)
             if doc["allow"]:
@@ -473,14 +488,17 @@ def test_ids_that_are_not_identifiers_never_reach_the_engine(engine: PolicyEngin
 def test_every_reason_code_is_the_policys_or_in_the_one_list_of_non_policy_codes() -> None:
     """Authorization lives in Rego: Python never mints one of the policy's reason codes, every code Python does
     give is in aquifer.codes (validation, engine failure, upstream outcome), and docs/policies.md lists them all."""
-    from aquifer.codes import NON_POLICY_CODES
+    from aquifer.codes import ANSWERED_401, NON_POLICY_CODES
 
     modules, _ = discover(POLICIES)
     rule_text = "\n".join(t for m, t in modules.items() if not m.endswith("_test.rego"))
     policy_codes = set(re.findall(r'(?:request_deny|resource_deny) contains "(\w+)"', rule_text))
     assert not policy_codes & set(NON_POLICY_CODES)
+    assert policy_codes >= ANSWERED_401, "the codes answered 401 are the policy's"
     for path in sorted((PROJECT_ROOT / "src" / "aquifer").rglob("*.py")):
         text = path.read_text(encoding="utf-8")
+        if path.name == "codes.py":  # the one place that names policy codes, to choose their HTTP status
+            text = re.sub(r"ANSWERED_401 = frozenset\(\{[^}]*\}\)", "", text)
         for code in policy_codes:
             assert f'"{code}"' not in text, f"{path.name} mints {code}, a decision only the policy makes"
         given = re.findall(r'reasons=\[\s*"(\w+)"', text) + re.findall(r'_log_refusal\([^)]*\["(\w+)"\]\)', text)

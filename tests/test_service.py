@@ -4,7 +4,6 @@ embedding model, the real policy; called over HTTP with the library's client and
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import urllib.parse
@@ -27,8 +26,10 @@ from aquifer.lake import Lake
 from aquifer.settings import get_settings
 from pipelines.runs import materialize
 from tests import policy_oracle
-from tests.conftest import copy_materialized
-from tests.servers import AquiferServer, chromium, render
+from tests.conftest import copy_materialized, use_issuer
+from tests.demo_users import ACTING_FOR
+from tests.demo_users import user as demo_user
+from tests.servers import AquiferServer, chromium, render, service_env
 from tests.test_credentials import DEV_TOKENS
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -36,19 +37,13 @@ QUESTION = "an employee complained about their manager; what is their phone numb
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -> Iterator[dict[str, Any]]:
+def world(
+    tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path, dev_idp: Any
+) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("service")
     data = copy_materialized(materialized_sample, root)
-    env = {
-        **os.environ,
-        "AQUIFER_DATA_DIR": str(data),
-        "DAGSTER_HOME": str(data / "dagster"),
-        "AQUIFER_POLICY_DIR": str(root / "policies"),
-        "AQUIFER_CATALOG_DIR": str(root / "catalog"),
-        "AQUIFER_CREDENTIALS_FILE": str(root / "catalog" / "credentials.yaml"),
-        "AQUIFER_POLICY_RELOAD_INTERVAL_S": "0.2",
-        "HF_HUB_OFFLINE": "1",
-    }
+    use_issuer(root / "catalog", dev_idp.issuer)
+    env = service_env(root, data, AQUIFER_POLICY_RELOAD_INTERVAL_S="0.2")
     mp = pytest.MonkeyPatch()
     for key in (
         "AQUIFER_DATA_DIR",
@@ -69,6 +64,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -
         "instance": instance,
         "lake": Lake(str(data / "lake")),
         "catalog": load_catalog(root / "catalog"),
+        "idp": dev_idp,
     }
     server.stop()
     mp.undo()
@@ -76,7 +72,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, materialized_sample: Path) -
 
 
 def client(world: dict[str, Any], agent: str) -> AquiferClient:
-    return AquiferClient(world["server"].url, token=DEV_TOKENS[agent])
+    """A client for ``agent``; one that acts for users acts for its demo user (tests/demo_users.py)."""
+    user = ACTING_FOR.get(agent)
+    user_token = world["idp"].make_token(user) if user else None
+    return AquiferClient(world["server"].url, token=DEV_TOKENS[agent], user_token=user_token)
 
 
 def _platinum(world: dict[str, Any]) -> pl.DataFrame:
@@ -362,10 +361,16 @@ def test_leak_500_random_requests_against_an_independent_oracle(world: dict[str,
                 "model": model,
                 "top_k": rng.randint(1, 12),
             }
-            response = http.post("/v1/context", json=body, headers={"Authorization": f"Bearer {DEV_TOKENS[agent]}"})
-            expected_refusal = policy_oracle.request_reasons(data, agent, purpose, model)
+            headers = {"Authorization": f"Bearer {DEV_TOKENS[agent]}"}
+            who = ACTING_FOR.get(agent) if rng.random() < 0.9 else None  # now and then without the user's token
+            if who:
+                headers["X-Aquifer-User-Token"] = world["idp"].make_token(who)
+            user = demo_user(who).as_input() if who else None
+            response = http.post("/v1/context", json=body, headers=headers)
+            expected_refusal = policy_oracle.request_reasons(data, agent, purpose, model, user=user)
             if expected_refusal:
-                assert response.status_code == 403, (i, body, response.text)
+                status = 401 if "user_token_required" in expected_refusal else 403
+                assert response.status_code == status, (i, body, response.text)
                 assert set(response.json()["reasons"]) == expected_refusal
                 refused += 1
                 continue
@@ -379,8 +384,9 @@ def test_leak_500_random_requests_against_an_independent_oracle(world: dict[str,
                     "classification": row["classification"],
                     "pii_types": list(row["pii_types"]),
                     "untrusted": False,
+                    "acl": {"listed": False} if row["acl"] is None else {"listed": True, "principals": row["acl"]},
                 }
-                verdict = policy_oracle.decide(data, agent, purpose, model, resource)
+                verdict = policy_oracle.decide(data, agent, purpose, model, resource, user=user)
                 leaked = [
                     row["text"][s["start"] : s["end"]] for s in row["pii_spans"] if s["type"] in verdict["redact"]
                 ]
@@ -426,6 +432,15 @@ def test_the_example_agent_prints_context_with_citations_or_the_refusal(
     assert refused == 1
     err = capsys.readouterr().err
     assert "refused (403 forbidden)" in err and "purpose_not_allowed" in err
+    # two users of one agent, the same question: each sees the case notes of their own HR region
+    question = "employee complaint case notes"
+    both = ["--agent", "hr_case_assistant", "--as", "amira.haddad", "--as", "ben.okafor", "--top-k", "6"]
+    assert show_context.main([question, *both, "--url", url]) == 0
+    out = capsys.readouterr().out
+    amira, ben = out.split("hr_case_assistant for tidewater_dev_idp:ben.okafor")
+    assert "hr_case_assistant for tidewater_dev_idp:amira.haddad" in amira
+    assert "admitted by group:hr-partners-north" in amira and "group:hr-partners-south" not in amira
+    assert "admitted by group:hr-partners-south" in ben and "group:hr-partners-north" not in ben
 
 
 def test_hostile_values_in_every_field_of_every_route_are_4xx_never_5xx(world: dict[str, Any]) -> None:
@@ -549,8 +564,11 @@ def test_1000_generated_requests_never_get_a_5xx_from_a_healthy_engine(world: di
         for i in range(1000):
             ctx = inputs.context()
             body = {"query": "refunds and billing", "top_k": 3, **{k: ctx[k] for k in ("purpose", "model") if k in ctx}}
-            token = DEV_TOKENS[agents[i % len(agents)]]
-            got = http.post("/v1/context", json=body, headers={"Authorization": f"Bearer {token}"})
+            name = agents[i % len(agents)]
+            headers = {"Authorization": f"Bearer {DEV_TOKENS[name]}"}
+            if name in ACTING_FOR:  # agents that act only for users, for their demo user
+                headers["X-Aquifer-User-Token"] = world["idp"].make_token(ACTING_FOR[name])
+            got = http.post("/v1/context", json=body, headers=headers)
             statuses[got.status_code] = statuses.get(got.status_code, 0) + 1
             assert got.status_code in (200, 403, 422), (body, got.status_code, got.text[:300])
     assert statuses.get(200, 0) > 10 and statuses.get(403, 0) > 100 and statuses.get(422, 0) > 100, statuses

@@ -62,13 +62,16 @@ def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> Non
     log = (tmp_path / "up.log").open("w")  # a file, not a pipe: a full pipe would block every service's logging
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        for probe in (f"{ui}/server_info", f"{api}/healthz", f"{model}/v1/models"):
+        # the development IdP serves where catalog/identity.yaml's development_only issuer says
+        for probe in (f"{ui}/server_info", f"{api}/healthz", f"{model}/v1/models", "8790/healthz"):
             wait_http(f"http://127.0.0.1:{probe}", proc, timeout_s=180, log=tmp_path / "up.log")
         # no index in an empty data dir: the API is up but says what it lacks
         assert httpx.get(f"http://127.0.0.1:{api}/readyz", timeout=5).status_code == 503
         time.sleep(2)
         started = _descendants(proc.pid)
-        assert len(started) >= 4, "dagster dev (webserver, daemon, code server), the API and the model"
+        assert len(started) >= 5, "dagster dev (webserver, daemon, code server), the API, the model and the IdP"
+        discovery = httpx.get("http://127.0.0.1:8790/.well-known/openid-configuration", timeout=5).json()
+        assert discovery["issuer"] == "http://127.0.0.1:8790"
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
     finally:
@@ -95,7 +98,8 @@ def test_up_serves_all_three_and_ctrl_c_leaves_no_process(tmp_path: Path) -> Non
     assert "Uvicorn running" in (logs / "model.log").read_text()
     assert "Uvicorn running" in (logs / "api.log").read_text()
     assert "dagster" in (logs / "dagster.log").read_text().lower()
-    assert "logs: dagster.log, api.log, model.log in " in output
+    assert "logs: idp.log, dagster.log, api.log, model.log in " in output
+    assert "Dev IdP" in output and "--as amira.haddad" in output
     time.sleep(1)
     alive = [
         p

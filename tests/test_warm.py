@@ -59,7 +59,11 @@ def test_warm_decides_every_registered_context_so_first_requests_ask_the_engine_
 ) -> None:
     retriever, backend = setup
     contexts = registered_contexts(retriever)
-    assert warm(retriever) == len(contexts) > 10
+    assert warm(retriever) == len(contexts) >= 8
+    agents = retriever.engine.catalog.agents
+    assert {c.agent for c in contexts} == {a for a in agents if agents[a].acts_for != "user"}, (
+        "agents that act only for users are not warmed: their users are not known in advance"
+    )
     version = retriever.index.version()
     assert version is not None
     classes = len(retriever.index.classes(version=version))
@@ -69,7 +73,7 @@ def test_warm_decides_every_registered_context_so_first_requests_ask_the_engine_
     for ctx in contexts:
         if retriever.engine.decide(ctx).request.allow:
             served += bool(retriever.allowed_classes(ctx, version)[0])
-    assert served >= 8, "most registered contexts may see something"
+    assert served > len(contexts) // 2, "most registered contexts may see something"
     assert backend.decisions == before, "every first request found its decisions made"
     unlisted = RequestContext("support_assistant", "marketing", "local_smollm2")
     assert not retriever.engine.decide(unlisted).request.allow

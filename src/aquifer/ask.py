@@ -3,7 +3,9 @@
 ``aquifer ask --agent <id> "question"`` and the example agents in ``agents/`` use :func:`ask`; :func:`show` prints
 the answer, its sources ``[n]`` with their receipts, and what the policy withheld and why. The agent's purpose,
 default model and system prompt (``instructions``) come from ``catalog/agents/<id>.yaml``; its token from
-``AQUIFER_TOKEN`` or, for the demo agents in development, their development-only token.
+``AQUIFER_TOKEN`` or, for the demo agents in development, their development-only token. An agent acting for a user
+sends the user's token too (``X-Aquifer-User-Token``): ``AQUIFER_USER_TOKEN``, or ``--as <demo user>``, whose token
+the development IdP of ``catalog/identity.yaml`` issues.
 """
 
 from __future__ import annotations
@@ -50,12 +52,31 @@ def agent_token(agent: str, settings: Settings) -> str:
     raise AskError(msg)
 
 
+def user_token(as_user: str | None, catalog: Catalog, settings: Settings) -> str | None:
+    """The user token to send: ``AQUIFER_USER_TOKEN``, else, for ``as_user``, one from the catalog's development
+    IdP (development only; the demo users' password is ``demo``), else None (the agent acts for itself)."""
+    from aquifer.identity.client import TokenError, password_token
+
+    if as_user is None:
+        return os.environ.get("AQUIFER_USER_TOKEN") or None
+    if settings.environment != "development":
+        raise AskError("--as uses the development IdP, which production refuses: set AQUIFER_USER_TOKEN instead")
+    issuer = next((i for i in catalog.identity.issuers if i.development_only), None)
+    if issuer is None:
+        raise AskError("--as needs a development_only issuer in catalog/identity.yaml (the development IdP)")
+    try:
+        return password_token(issuer.issuer, as_user, "demo", client_id=issuer.audiences[0])
+    except TokenError as exc:
+        raise AskError(str(exc)) from None
+
+
 def ask(
     question: str,
     *,
     agent: str,
     base_url: str = DEFAULT_URL,
     token: str | None = None,
+    as_user: str | None = None,
     purpose: str | None = None,
     model: str | None = None,
     max_tokens: int = 256,
@@ -77,7 +98,15 @@ def ask(
     messages: list[dict[str, str]] = [{"role": "user", "content": question}]
     if entry.instructions:
         messages.insert(0, {"role": "system", "content": entry.instructions.strip()})
-    client = OpenAI(base_url=base_url, api_key=token or agent_token(agent, settings), max_retries=0, timeout=300)
+    user = user_token(as_user, catalog, settings)
+    headers = {"X-Aquifer-User-Token": user} if user else None
+    client = OpenAI(
+        base_url=base_url,
+        api_key=token or agent_token(agent, settings),
+        default_headers=headers,
+        max_retries=0,
+        timeout=300,
+    )
     request: Any = {
         "model": model,
         "messages": messages,
@@ -119,8 +148,10 @@ def _message(body: object) -> str | None:
 def show(answer: Answer, console: Console, *, text: bool = True) -> None:
     """The answer (unless it was streamed already), its sources and what was withheld."""
     ext = answer.aquifer
+    on_behalf = f" · for user {escape(ext['user'])}" if ext.get("user") else ""
     console.print(
-        f"[bold]{answer.agent}[/] · purpose {answer.purpose} · model {answer.model} ({ext.get('locality', '?')})",
+        f"[bold]{answer.agent}[/]{on_behalf} · purpose {answer.purpose} · model {answer.model} "
+        f"({ext.get('locality', '?')})",
         highlight=False,
     )
     if text:
@@ -135,6 +166,7 @@ def show(answer: Answer, console: Console, *, text: bool = True) -> None:
         notes = [c["classification"]]
         notes += [f"{r['type']} redacted x{r['count']}" for r in c["redactions"]]
         notes += [c["label"]] if c.get("label") else []
+        notes += [f"ACL: {' '.join(c['receipt']['admitted_by'])}"] if c["receipt"].get("admitted_by") else []
         where = f"{c['dataset']}: {c['receipt']['source_uri']} · {c['chunk_id']}"
         console.print(f"  [{c['n']}] {where} ({', '.join(notes)})", highlight=False, markup=False, soft_wrap=True)
     left_out = [

@@ -1,7 +1,7 @@
 """A typed client for the Aquifer retrieval API, sync and async.
 
 >>> from aquifer.client import AquiferClient
->>> with AquiferClient("http://127.0.0.1:8000", token="aq_...") as client:  # doctest: +SKIP
+>>> with AquiferClient("http://127.0.0.1:8000", token="aq_...", user_token=id_token) as client:  # doctest: +SKIP
 ...     answer = client.context("How do refunds work?", purpose="customer_support", model="local_smollm2")
 ...     [c.receipt.source_uri for c in answer.chunks]
 """
@@ -22,6 +22,14 @@ class AquiferError(RuntimeError):
         self.status, self.error, self.detail = status, body.error, body.detail
         self.reasons, self.explanations, self.field = body.reasons, body.explanations, body.field
         super().__init__(f"{status} {body.error}: {body.detail}" + (f" {body.reasons}" if body.reasons else ""))
+
+
+def _headers(token: str, user_token: str | None) -> dict[str, str]:
+    """The agent's bearer token, and the user's token when the agent acts for a user (``X-Aquifer-User-Token``)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if user_token is not None:
+        headers["X-Aquifer-User-Token"] = user_token
+    return headers
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -49,8 +57,8 @@ def _payload(
 
 
 class AquiferClient:
-    def __init__(self, base_url: str, *, token: str, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    def __init__(self, base_url: str, *, token: str, user_token: str | None = None, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(base_url=base_url, headers=_headers(token, user_token), timeout=timeout)
 
     def __enter__(self) -> AquiferClient:
         return self
@@ -88,8 +96,8 @@ class AquiferClient:
 
 
 class AsyncAquiferClient:
-    def __init__(self, base_url: str, *, token: str, timeout: float = 30.0) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+    def __init__(self, base_url: str, *, token: str, user_token: str | None = None, timeout: float = 30.0) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, headers=_headers(token, user_token), timeout=timeout)
 
     async def __aenter__(self) -> AsyncAquiferClient:
         return self

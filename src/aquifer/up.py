@@ -39,9 +39,16 @@ class Service:
 
 
 def aquifer_services(
-    data_dir: Path, *, ui_port: int, api_port: int, model_port: int, model_argv: list[str] | None
+    data_dir: Path,
+    *,
+    ui_port: int,
+    api_port: int,
+    model_port: int,
+    model_argv: list[str] | None,
+    idp_port: int | None = None,
 ) -> list[Service]:
-    """The Dagster UI, the API and (given its argv) the local model, each logging to ``<data_dir>/logs/``."""
+    """The Dagster UI, the API, (given its argv) the local model and (given its port) the development IdP, each
+    logging to ``<data_dir>/logs/``."""
     bin_dir = Path(sys.executable).parent
     logs = data_dir / "logs"
     # the checkout's workspace.yaml where there is one; an installed package names its code location itself
@@ -57,6 +64,17 @@ def aquifer_services(
             log=logs / "api.log",
         ),
     ]
+    if idp_port is not None:
+        services.insert(
+            0,
+            Service(
+                "idp",
+                [sys.executable, "-m", "aquifer", "idp", "serve", "--port", str(idp_port), "--log-level", "warning"],
+                f"http://127.0.0.1:{idp_port}",
+                "/healthz",
+                log=logs / "idp.log",
+            ),
+        )
     if model_argv is not None:
         services.append(
             Service("model", model_argv, f"http://127.0.0.1:{model_port}", "/v1/models", log=logs / "model.log")

@@ -11,19 +11,33 @@ catalog := {
 	"agents": {
 		"support": {
 			"roles": ["support"], "clearance": "internal",
-			"purposes": ["customer_support"], "models": ["local", "eu"],
+			"purposes": ["customer_support"], "models": ["local", "eu"], "acts_for": "either",
 		},
-		"hr": {"roles": ["pii_reader"], "clearance": "confidential", "purposes": ["hr_casework"], "models": ["local"]},
+		"hr": {
+			"roles": ["pii_reader"], "clearance": "confidential",
+			"purposes": ["hr_casework"], "models": ["local"], "acts_for": "either",
+		},
 		"analyst": {
 			"roles": ["analyst"], "clearance": "restricted",
-			"purposes": ["financial_analysis"], "models": ["local"],
+			"purposes": ["financial_analysis"], "models": ["local"], "acts_for": "self",
 		},
-		"marketing": {"roles": [], "clearance": "public", "purposes": ["marketing"], "models": ["external", "local"]},
-		"auditor": {"roles": ["auditor"], "clearance": "internal", "purposes": ["audit"], "models": ["local"]},
+		"marketing": {
+			"roles": [], "clearance": "public",
+			"purposes": ["marketing"], "models": ["external", "local"], "acts_for": "self",
+		},
+		"auditor": {
+			"roles": ["auditor"], "clearance": "internal",
+			"purposes": ["audit"], "models": ["local"], "acts_for": "either",
+		},
+		"partner": {
+			"roles": ["pii_reader"], "clearance": "confidential",
+			"purposes": ["hr_casework"], "models": ["local"], "acts_for": "user",
+		},
+		"legacy": {"roles": [], "clearance": "internal", "purposes": ["customer_support"], "models": ["local"]},
 		"boss": {
 			"roles": ["analyst", "pii_reader"], "clearance": "restricted",
 			"purposes": ["customer_support", "hr_casework", "marketing", "financial_analysis"],
-			"models": ["local", "eu", "external", "small"],
+			"models": ["local", "eu", "external", "small"], "acts_for": "either",
 		},
 	},
 	"models": {
@@ -33,15 +47,41 @@ catalog := {
 		"external": {"locality": "external", "max_classification": "public"},
 	},
 	"datasets": {
-		"docs": {"classification": "public", "purposes": ["customer_support", "marketing"], "pii_purposes": []},
-		"tickets": {"classification": "internal", "purposes": ["customer_support"], "pii_purposes": []},
+		"docs": {
+			"classification": "public", "purposes": ["customer_support", "marketing"], "pii_purposes": [],
+			"access": open_access,
+		},
+		"tickets": {
+			"classification": "internal", "purposes": ["customer_support"], "pii_purposes": [],
+			"access": open_access,
+		},
 		"cases": {
 			"classification": "confidential",
 			"purposes": ["hr_casework", "customer_support"], "pii_purposes": ["hr_casework"],
+			"access": open_access,
 		},
-		"finance": {"classification": "restricted", "purposes": ["financial_analysis", "hr_casework"], "pii_purposes": []},
+		"finance": {
+			"classification": "restricted", "purposes": ["financial_analysis", "hr_casework"], "pii_purposes": [],
+			"access": open_access,
+		},
+		"ledger": {
+			"classification": "internal", "purposes": ["financial_analysis", "customer_support"], "pii_purposes": [],
+			"access": {"restricted": true, "principals": ["agent:analyst", "group:finance", "user:erin"]},
+		},
+	},
+	"identity": {
+		"default_clearance": "internal",
+		"groups": {
+			"employees": {"roles": [], "clearance": "internal"},
+			"hr-north": {"roles": ["pii_reader"], "clearance": "confidential"},
+			"hr-south": {"roles": [], "clearance": "confidential"},
+			"finance": {"roles": [], "clearance": "restricted"},
+			"auditors": {"roles": ["auditor"]},
+		},
 	},
 }
+
+open_access := {"restricted": false, "principals": []}
 
 # A certified, trusted, PII-free resource of `dataset`, with `overrides` applied.
 resource(dataset, overrides) := object.union(
@@ -51,6 +91,7 @@ resource(dataset, overrides) := object.union(
 		"classification": catalog.datasets[dataset].classification,
 		"pii_types": [],
 		"untrusted": false,
+		"acl": {"listed": false},
 	},
 	overrides,
 )

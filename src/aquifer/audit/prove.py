@@ -1,4 +1,7 @@
-"""Prove a negative from the decision log: did any resource of a classification reach a model of a locality?
+"""Prove a negative from the decision log: did anything matching a question reach an agent? The question combines
+any of: a classification, a model locality, a user (``<issuer id>:<subject>``), a source document
+(``<dataset>/<doc id>``) - "did any confidential resource reach an external model?", "did user U ever receive a
+chunk of document D?".
 
 The answer is only as good as the log's completeness, so the proof first checks the hash chain over the whole
 window (plus the record just before it): one log id, ``seq`` without holes, each ``prev`` equal to the hash of
@@ -25,10 +28,12 @@ from aquifer.lake import Lake
 
 @dataclass
 class Proof:
-    classification: str
-    locality: str
+    classification: str | None
+    locality: str | None
     since: dt.datetime
     until: dt.datetime
+    user: str | None = None
+    document: str | None = None
     decisions_scanned: int = 0
     resources_scanned: int = 0
     resources_served: int = 0
@@ -49,8 +54,7 @@ class Proof:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "question": f"did any {self.classification} resource reach {_article(self.locality)} {self.locality} model "
-            f"between {self.since.isoformat(timespec='seconds')} and {self.until.isoformat(timespec='seconds')}?",
+            "question": self.question,
             "verdict": self.verdict,
             "decisions_scanned": self.decisions_scanned,
             "resources_scanned": self.resources_scanned,
@@ -65,6 +69,16 @@ class Proof:
             "gaps": self.gaps,
             "violations": self.violations,
         }
+
+    @property
+    def question(self) -> str:
+        what = f"any {self.classification + ' ' if self.classification else ''}resource"
+        if self.document:
+            what = f"any {self.classification + ' ' if self.classification else ''}chunk of document {self.document}"
+        whom = f"user {self.user}" if self.user else "an agent"
+        where = f" on {_article(self.locality)} {self.locality} model" if self.locality else ""
+        window = f"between {self.since.isoformat(timespec='seconds')} and {self.until.isoformat(timespec='seconds')}"
+        return f"did {what} reach {whom}{where} {window}?"
 
 
 def _article(word: str) -> str:
@@ -88,13 +102,19 @@ def prove(
     lake: Lake,
     directory: Path,
     *,
-    classification: str,
-    locality: str,
+    classification: str | None = None,
+    locality: str | None = None,
+    user: str | None = None,
+    document: str | None = None,
     since: dt.datetime,
     until: dt.datetime | None = None,
 ) -> Proof:
+    """``document`` is ``<dataset>/<doc id>``; ``user`` is ``<issuer id>:<subject>`` as records name users."""
+    if not any((classification, locality, user, document)):
+        msg = "ask about a classification, a locality, a user or a document (or several)"
+        raise ValueError(msg)
     until = until or dt.datetime.now(dt.UTC)
-    proof = Proof(classification, locality, since, until)
+    proof = Proof(classification, locality, since, until, user, document)
     decisions = load_decisions(lake, directory)
     window = decisions.filter(pl.col("time").is_between(since, until)).sort("seq").collect()
     chain_cols = ["seq", "log", "prev", "hash", "time"]
@@ -125,21 +145,34 @@ def prove(
         }
         for r in revisions.iter_rows(named=True)
     ]
-    resources = window.select("decision_id", "time", "kind", "agent", "model", "locality", "resources")
+    resources = window.select("decision_id", "time", "kind", "agent", "user", "model", "locality", "resources")
     resources = resources.explode("resources").filter(pl.col("resources").is_not_null()).unnest("resources")
     proof.resources_scanned = resources.height
     served = resources.filter(pl.col("allow") & pl.col("served").fill_null(True) & pl.col("kind").is_in(SERVING_KINDS))
     proof.resources_served = served.height
-    hits = served.filter((pl.col("classification") == classification) & (pl.col("locality") == locality))
+    match = pl.lit(True)
+    if classification:
+        match &= pl.col("classification") == classification
+    if locality:
+        match &= pl.col("locality") == locality
+    if user:
+        match &= pl.col("user") == user
+    if document:
+        dataset, _, doc_id = document.partition("/")
+        match &= (pl.col("dataset") == dataset) & (pl.col("doc_id") == doc_id)
+    hits = served.filter(match)
+    columns = ["decision_id", "time", "agent", "user", "model", "id", "dataset", "doc_id"]
     proof.violations = [
         {
             "decision_id": r["decision_id"],
             "time": r["time"].isoformat(),
             "agent": r["agent"],
+            "user": r["user"],
             "model": r["model"],
             "resource": r["id"],
             "dataset": r["dataset"],
+            "doc_id": r["doc_id"],
         }
-        for r in hits.select("decision_id", "time", "agent", "model", "id", "dataset").iter_rows(named=True)
+        for r in hits.select(columns).iter_rows(named=True)
     ]
     return proof

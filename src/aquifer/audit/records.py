@@ -1,8 +1,10 @@
 """The shape of a decision record, in the log and in the Delta table ``audit/decisions``.
 
-One record per decision batch (one request): who asked, for what, through which model and where it runs, under
-which policy revision; the request-level decision; and per resource its id, class, lineage ids, allow/deny,
-reasons and the obligations applied. :func:`decision_record` builds it; :func:`to_frame` gives its table rows.
+One record per decision batch (one request): who asked (the agent, and the user it acted for: issuer id and subject,
+with their groups, never a token), for what, through which model and where it runs, under which policy revision;
+the request-level decision; and per resource its id, class, document ACL, lineage ids, allow/deny, reasons, the
+obligations applied and the principals that admitted it. :func:`decision_record` builds it; :func:`to_frame` gives
+its table rows.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ SERVING_KINDS = ("context", "chat")
 RESOURCE = pl.Struct(
     {
         "id": pl.String,
+        "doc_id": pl.String,
         "dataset": pl.String,
         "layer": pl.String,
         "classification": pl.String,
         "pii_types": pl.List(pl.String),
+        "acl": pl.List(pl.String),
+        "admitted_by": pl.List(pl.String),
         "allow": pl.Boolean,
         "served": pl.Boolean,
         "reasons": pl.List(pl.String),
@@ -62,6 +67,8 @@ SCHEMA: dict[str, pl.DataType] = {
     "segment": pl.String(),
     "kind": pl.String(),
     "agent": pl.String(),
+    "user": pl.String(),
+    "user_groups": pl.List(pl.String),
     "purpose": pl.String(),
     "model": pl.String(),
     "locality": pl.String(),
@@ -85,18 +92,26 @@ def decision_record(
     ids: Sequence[str] = (),
     lineage: Sequence[Sequence[str]] = (),
     served: Sequence[bool] = (),
+    admitted_by: Sequence[Sequence[str]] = (),
+    documents: Sequence[str | None] = (),
     alerts: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The log record of one batch. ``resources``, ``ids``, ``lineage`` and ``served`` (was it in the answer;
-    default: allowed and of a serving kind) run parallel to ``batch.resources``."""
+    """The log record of one batch. ``resources``, ``ids``, ``lineage``, ``served`` (was it in the answer;
+    default: allowed and of a serving kind) and ``admitted_by`` (the request's principals its ACL or dataset access
+    list names) run parallel to ``batch.resources``."""
     if not (len(resources) == len(batch.resources) and len(ids) == len(resources)):
         msg = f"{len(batch.resources)} decisions but {len(resources)} resources and {len(ids)} ids"
         raise ValueError(msg)
     lineage = list(lineage) or [[] for _ in ids]
     served = list(served) or [d.allow and kind in SERVING_KINDS for d in batch.resources]
+    admitted_by = list(admitted_by) or [[] for _ in ids]
+    documents = list(documents) or [None for _ in ids]
+    user = batch.context.user
     return {
         "kind": kind,
         "agent": batch.context.agent,
+        "user": user.ref if user else None,
+        "user_groups": list(user.groups) if user else None,
         "purpose": batch.context.purpose,
         "model": batch.context.model,
         "locality": locality,
@@ -106,10 +121,13 @@ def decision_record(
         "resources": [
             {
                 "id": rid,
+                "doc_id": doc,
                 "dataset": res.dataset,
                 "layer": res.layer,
                 "classification": res.classification,
                 "pii_types": list(res.pii_types),
+                "acl": list(res.acl) if isinstance(res.acl, tuple) else None,
+                "admitted_by": list(admitted) if d.allow else [],
                 "allow": d.allow,
                 "served": bool(was_served and d.allow),
                 "reasons": list(d.reasons),
@@ -117,7 +135,9 @@ def decision_record(
                 "label": d.obligations.label if d.allow else None,
                 "lineage": list(lin),
             }
-            for rid, res, d, lin, was_served in zip(ids, resources, batch.resources, lineage, served, strict=True)
+            for rid, res, d, lin, was_served, admitted, doc in zip(
+                ids, resources, batch.resources, lineage, served, admitted_by, documents, strict=True
+            )
         ],
         "alerts": list(alerts),
     }

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from aquifer.settings import get_settings
 
@@ -36,26 +37,41 @@ def _parse_since(value: str) -> dt.datetime:
 
 @audit_app.command("prove")
 def audit_prove(
-    classification: Annotated[str, typer.Option(help="public, internal, confidential or restricted.")],
-    locality: Annotated[str, typer.Option(help="local, sovereign_cloud or external.")],
+    classification: Annotated[str | None, typer.Option(help="public, internal, confidential or restricted.")] = None,
+    locality: Annotated[str | None, typer.Option(help="local, sovereign_cloud or external.")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="A user as records name them: <issuer id>:<subject> (catalog/identity.yaml).")
+    ] = None,
+    document: Annotated[
+        str | None, typer.Option(help="A source document: <dataset>/<doc id> (the record's id field).")
+    ] = None,
     since: Annotated[str, typer.Option(help="Window start: a duration back from now (30d, 12h) or a date.")] = "30d",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Did any CLASSIFICATION resource reach a LOCALITY model? Exit 0: proven none; 1: found; 2: the log has a gap."""
+    """Did anything matching the options reach an agent: any CLASSIFICATION resource a LOCALITY model, USER a chunk
+    of DOCUMENT, or any mix? Exit 0: proven none; 1: found; 2: the log has a gap."""
     from aquifer.audit import prove
     from aquifer.catalog import Classification, Locality
     from aquifer.lake import Lake
 
-    if classification not in {c.value for c in Classification}:
+    if classification is not None and classification not in {c.value for c in Classification}:
         raise fail(f"--classification must be one of {', '.join(c.value for c in Classification)}")
-    if locality not in {loc.value for loc in Locality}:
+    if locality is not None and locality not in {loc.value for loc in Locality}:
         raise fail(f"--locality must be one of {', '.join(loc.value for loc in Locality)}")
+    if user is not None and ":" not in user:
+        raise fail(f"--user: {user!r} is not <issuer id>:<subject> (e.g. tidewater_dev_idp:amira.haddad)")
+    if document is not None and "/" not in document:
+        raise fail(f"--document: {document!r} is not <dataset>/<doc id> (e.g. hr_case_notes/case-0001)")
+    if not any((classification, locality, user, document)):
+        raise fail("ask about something: --classification, --locality, --user or --document (or several)")
     settings = get_settings()
     proof = prove(
         Lake.from_settings(settings),
         settings.decisions_dir,
         classification=classification,
         locality=locality,
+        user=user,
+        document=document,
         since=_parse_since(since),
     )
     doc = proof.as_dict()
@@ -82,12 +98,13 @@ def audit_prove(
             err.print(f"[bold red]GAP[/] {gap}")
         for v in proof.violations[:50]:
             console.print(
-                f"  [red]served[/] {v['resource']} ({v['dataset']}) to {v['agent']} via {v['model']} "
-                f"at {v['time']}, decision {v['decision_id']}",
+                f"  [red]served[/] {v['resource']} ({v['dataset']}/{v['doc_id']}) to {v['agent']}"
+                + (f" for {escape(v['user'])}" if v.get("user") else "")
+                + f" via {v['model']} at {v['time']}, decision {v['decision_id']}",
                 highlight=False,
             )
         verdict = {
-            "none": "[bold green]PROVEN[/]: none reached such a model in the window",
+            "none": "[bold green]PROVEN[/]: nothing of the kind was served in the window",
             "found": f"[bold red]FOUND[/]: {len(proof.violations)} served",
             "unproven": "[bold red]UNPROVEN[/]: the decision log has a gap, so nothing can be proven",
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -117,9 +117,17 @@ def policy_explain(
     action: Annotated[str, typer.Option(help="The action asked for (read_context, chat, read_lineage).")] = (
         "read_context"
     ),
+    user: Annotated[
+        str | None, typer.Option(help="The user the agent acts for (the subject claim's value, e.g. a username).")
+    ] = None,
+    group: Annotated[list[str] | None, typer.Option(help="An IdP group of the user (repeatable).")] = None,
+    issuer: Annotated[
+        str | None, typer.Option(help="The user's issuer id (catalog/identity.yaml); default: its only issuer.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Say whether the policy lets this agent see this chunk through this model, and which rules decided."""
+    """Say whether the policy lets this agent (acting for this user) see this chunk through this model, and which
+    rules decided."""
     from aquifer.ids import is_identifier
     from aquifer.lake import Lake
     from aquifer.lineage import find_chunk
@@ -135,6 +143,7 @@ def policy_explain(
         catalog = engine.catalog
     except PolicyEngineUnavailable as exc:
         raise fail(str(exc), 2) from None
+    who = _user(catalog, user, group or [], issuer)
     resources: list[Resource] = []
     row = None
     if chunk:
@@ -143,7 +152,7 @@ def policy_explain(
             raise fail(f"chunk {chunk!r} is in no platinum or gold table (see `aquifer status`)")
         row, resource = found
         resources = [resource]
-    batch = engine.decide(RequestContext(agent, purpose, model, action=action), resources)
+    batch = engine.decide(RequestContext(agent, purpose, model, action=action, user=who), resources)
     decision = batch.resources[0] if resources else batch.request
     log_explanation(batch, catalog, resources, row, get_settings())
     if as_json:
@@ -152,7 +161,8 @@ def policy_explain(
                 {
                     "revision": batch.revision,
                     "engine": engine.backend.name,
-                    "request": {"action": action, "agent": agent, "purpose": purpose, "model": model},
+                    "request": {"action": action, "agent": agent, "purpose": purpose, "model": model}
+                    | ({"user": who.as_input()} if who else {}),
                     "resource": resources[0].as_input() if resources else None,
                     "decision": decision.model_dump(),
                 },
@@ -161,7 +171,10 @@ def policy_explain(
         )
         return
     locality = catalog.models[model].locality.value if model in catalog.models else "unregistered"
-    console.print(f"agent [bold]{agent}[/], purpose [bold]{purpose}[/], model [bold]{model}[/] ({locality})")
+    console.print(
+        f"agent [bold]{agent}[/], purpose [bold]{purpose}[/], model [bold]{model}[/] ({locality})"
+        + (f", for user [bold]{escape(who.subject)}[/] ({escape(', '.join(who.groups)) or 'no groups'})" if who else "")
+    )
     if row is not None:
         r = resources[0]
         console.print(
@@ -184,3 +197,25 @@ def policy_explain(
         for code, text in zip(decision.reasons, decision.explanations, strict=False):
             console.print(f"  {code}: {escape(text)}", highlight=False)
     console.print(f"policy revision {batch.revision} ({engine.backend.name} engine)", style="dim")
+
+
+def _user(catalog: Any, subject: str | None, groups: list[str], issuer: str | None) -> Any:
+    """The user of ``--user``/``--group``/``--issuer`` as a verified token would map them, or None."""
+    from aquifer.identity.user import User
+
+    if subject is None:
+        if groups or issuer:
+            raise fail("--group and --issuer describe a user: give --user too")
+        return None
+    issuers = [i.id for i in catalog.identity.issuers]
+    if issuer is None:
+        if len(issuers) != 1:
+            raise fail(f"--issuer: say which of {issuers or 'no issuers (catalog/identity.yaml)'} the user is from")
+        issuer = issuers[0]
+    elif issuer not in issuers:
+        raise fail(f"--issuer: {issuer!r} is not an issuer of catalog/identity.yaml ({', '.join(issuers) or 'none'})")
+    who = User(issuer, subject, tuple(groups))
+    bad = who.invalid_fields()
+    if bad:
+        raise fail(f"--user/--group: not a user or group name ({', '.join(bad)}): letters, digits and ._@+=:/-")
+    return who

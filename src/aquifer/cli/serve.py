@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -54,6 +54,9 @@ def up(
     api_port: Annotated[int, typer.Option(help="Aquifer API port.")] = 8000,
     model_port: Annotated[int, typer.Option(help="Local model port (catalog/models/local_smollm2.yaml).")] = 8080,
     model: Annotated[bool, typer.Option(help="Also serve the local model (llama.cpp).")] = True,
+    idp: Annotated[
+        bool, typer.Option(help="Also serve the development IdP of catalog/identity.yaml (never in production).")
+    ] = True,
 ) -> None:
     """Run the Dagster UI, the Aquifer API and the local model together (Ctrl-C stops all, leaving no process)."""
     import httpx
@@ -67,9 +70,15 @@ def up(
             model_argv = server_argv(port=model_port)
         except FileNotFoundError as exc:
             raise fail(str(exc)) from None
-    data_dir = get_settings().data_dir
+    settings = get_settings()
+    idp_port = _dev_idp_port(settings) if idp else None
     services = aquifer_services(
-        data_dir, ui_port=ui_port, api_port=api_port, model_port=model_port, model_argv=model_argv
+        settings.data_dir,
+        ui_port=ui_port,
+        api_port=api_port,
+        model_port=model_port,
+        model_argv=model_argv,
+        idp_port=idp_port,
     )
 
     def announce() -> None:
@@ -79,6 +88,8 @@ def up(
         console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
         if model:
             console.print(f"[bold]Local model[/] http://127.0.0.1:{model_port}/v1 ({SERVED_NAME}, llama.cpp)")
+        if idp_port is not None:
+            console.print(f"[bold]Dev IdP[/]     http://127.0.0.1:{idp_port} (demo users' password: demo)")
         try:
             ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()
             for component, problem in ready.get("problems", {}).items():
@@ -102,9 +113,34 @@ def up(
             names = ", ".join(p.name for p in logged)
             console.print(f"logs: {names} in {where}/", highlight=False, soft_wrap=True)
         console.print(f'try: [bold]{aquifer} ask --agent support_assistant "How do refunds work?"[/]', highlight=False)
+        if idp_port is not None:
+            console.print(
+                f'     [bold]{aquifer} ask --agent hr_case_assistant --as amira.haddad "Which cases mention a '
+                'relocation?"[/] (and --as ben.okafor: another HR region, other cases)',
+                highlight=False,
+            )
         console.print("Ctrl-C stops everything.\n")
 
     raise typer.Exit(run(services, on_ready=announce))
+
+
+def _dev_idp_port(settings: Any) -> int | None:
+    """The port of the catalog's development IdP when it is served on this machine (and not in production)."""
+    from urllib.parse import urlsplit
+
+    from aquifer.catalog import load_catalog
+
+    if settings.environment == "production":
+        return None
+    try:
+        issuers = load_catalog(settings.catalog_dir).identity.issuers
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for issuer in issuers:
+        url = urlsplit(issuer.issuer)
+        if issuer.development_only and url.hostname in ("127.0.0.1", "localhost") and url.port:
+            return url.port
+    return None
 
 
 @app.command()
@@ -117,9 +153,14 @@ def ask(
     max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Longest answer, in model tokens.")] = 256,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the answer as it is generated.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="The answer and its aquifer member, as JSON.")] = False,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", help="Ask on behalf of this demo user (a token from the development IdP)."),
+    ] = None,
 ) -> None:
     """Ask AGENT's question through the governed gateway: the answer on the agent's model, its sources [n] with
-    receipts, and what the policy withheld. The token is AQUIFER_TOKEN, or the demo agent's development token."""
+    receipts, and what the policy withheld. The token is AQUIFER_TOKEN, or the demo agent's development token; the
+    user's is AQUIFER_USER_TOKEN, or --as a demo user's from the development IdP."""
     from aquifer.ask import AskError, show
     from aquifer.ask import ask as ask_gateway
 
@@ -136,6 +177,7 @@ def ask(
             model=model,
             max_tokens=max_tokens,
             on_text=echo if stream else None,
+            as_user=as_user,
         )
     except AskError as exc:
         raise fail(str(exc)) from None

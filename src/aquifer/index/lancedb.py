@@ -28,12 +28,22 @@ if TYPE_CHECKING:
 ROWS_PER_PARTITION = 12_500
 
 
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
 def _sql_in(column: str, values: Sequence[str]) -> str:
     """``column IN ('a', 'b')`` with quotes escaped; ``false`` for no values (nothing matches)."""
     if not values:
         return "false"
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-    return f"{column} IN ({quoted})"
+    return f"{column} IN ({_quoted(values)})"
+
+
+def _sql_acl(principals: Sequence[str]) -> str:
+    """Documents without an ACL, or whose ACL lists one of ``principals`` (docs/benchmarks.md: the form measured)."""
+    if not principals:
+        return "NOT acl_listed"
+    return f"(NOT acl_listed OR array_has_any(acl, make_array({_quoted(principals)})))"
 
 
 class LanceDBStore(StoreBase):
@@ -83,7 +93,7 @@ class LanceDBStore(StoreBase):
         at every selectivity where IVF_PQ (48 or 96 sub-vectors) stayed below it, and built in a third of the time
         (docs/benchmarks.md).
         """
-        from lancedb.index import BTree, HnswSq
+        from lancedb.index import HnswSq
 
         tbl = self.table()
         rows = int(tbl.count_rows())
@@ -93,8 +103,7 @@ class LanceDBStore(StoreBase):
             start = time.perf_counter()
             partitions = max(1, rows // ROWS_PER_PARTITION)
             tbl.create_index("vector", config=HnswSq(distance_type="cosine", num_partitions=partitions))
-            tbl.create_index("class_key", config=BTree())
-            tbl.create_index("fresh_until", config=BTree())
+            self._scalar_indexes(tbl)
             self._ann.clear()
             self._checked = 0.0
             return {
@@ -102,9 +111,24 @@ class LanceDBStore(StoreBase):
                 "rows": rows,
                 "build_seconds": round(time.perf_counter() - start, 1),
             }
+        added = self._scalar_indexes(tbl)  # an index built before a column existed gains its index
         tbl.optimize()  # adds new rows to the existing indexes
         self._checked = 0.0
-        return {"vector_index": "IVF_HNSW_SQ (optimized)", "rows": rows}
+        return {"vector_index": "IVF_HNSW_SQ (optimized)", "rows": rows} | ({"added": added} if added else {})
+
+    @staticmethod
+    def _scalar_indexes(tbl: Any) -> list[str]:
+        """The prefilter's scalar indexes, those missing: BTree on class_key and fresh_until, a LabelList on acl and
+        a Bitmap on acl_listed. The last two only together answer the ACL term from indexes (an OR with an
+        unindexed side is scanned): -32% per search at 100,000 chunks with ACLs (docs/benchmarks.md)."""
+        from lancedb.index import Bitmap, BTree, LabelList
+
+        wanted = {"class_key": BTree(), "fresh_until": BTree(), "acl": LabelList(), "acl_listed": Bitmap()}
+        present = {column for index in tbl.list_indices() for column in index.columns}
+        added = [column for column in wanted if column not in present]
+        for column in added:
+            tbl.create_index(column, config=wanted[column])
+        return added
 
     def _latest(self) -> tuple[Any, int] | None:
         """A handle on the latest version, re-opened at most every ``refresh_s`` (opening costs ~0.8 ms, reading
@@ -177,11 +201,12 @@ class LanceDBStore(StoreBase):
         vector: np.ndarray,
         *,
         classes: Sequence[str],
+        principals: Sequence[str] = (),
         exclude_ids: Sequence[str] = (),
         k: int,
         version: int | None = None,
     ) -> list[dict[str, Any]]:
-        where = _sql_in("class_key", classes)
+        where = f"({_sql_in('class_key', classes)}) AND {_sql_acl(principals)}"
         if exclude_ids:
             where = f"({where}) AND NOT ({_sql_in('platinum_id', exclude_ids)})"
         tbl, resolved = self._resolve(version)
@@ -201,9 +226,19 @@ class LanceDBStore(StoreBase):
         rows = self.table().search().where(_sql_in(column, [chunk_id])).limit(1).to_list()
         return rows[0] if rows else None
 
-    def apply(self, add: pa.Table, remove: Sequence[str]) -> tuple[int, int]:
+    def schema_matches(self) -> bool:
+        return bool(self.table().schema == SCHEMA)
+
+    def apply(self, add: pa.Table, remove: Sequence[str], *, replace_all: bool = False) -> tuple[int, int]:
         """Remove ``remove`` (platinum ids) and add ``add``; returns the new version and row count."""
         created = False
+        if replace_all and self.exists():
+            # overwrite is a new version of the same table: earlier versions stay readable (as_of)
+            self._db.create_table(TABLE, data=add if add.num_rows else SCHEMA.empty_table(), mode="overwrite")
+            self._ann.clear()
+            self._checked = 0.0
+            tbl = self.table()
+            return int(tbl.version), int(tbl.count_rows())
         if not self.exists():
             self._db.create_table(TABLE, data=add if add.num_rows else SCHEMA.empty_table())
             created = True

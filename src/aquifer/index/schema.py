@@ -1,5 +1,6 @@
 """What an index row holds: the chunk's vector, text and PII spans (for redaction), its policy class (the
-:class:`~aquifer.policy.Resource` attributes and their ``class_key``), and its provenance receipt precomputed from
+:class:`~aquifer.policy.Resource` attributes and their ``class_key``), its document's access list (``acl``, the
+principals, empty when ``acl_listed`` is false), and its provenance receipt precomputed from
 the lineage (source uri and sha256; bronze, silver, gold and platinum ids with the Delta versions they were read at;
 the Dagster run). Serving then reads nothing but the index. Store-independent: every store keeps these columns."""
 
@@ -31,6 +32,7 @@ RECEIPT_COLUMNS = (
 PLATINUM_COLUMNS = [
     "platinum_id",
     "chunk_id",
+    "doc_id",
     "dataset",
     "title",
     "text",
@@ -38,6 +40,7 @@ PLATINUM_COLUMNS = [
     "classification",
     "pii_types",
     "pii_spans",
+    "acl",
     "updated_at",
     "fresh_until",
 ]
@@ -56,7 +59,10 @@ SCHEMA = pa.schema(
     [
         ("platinum_id", pa.string()),
         ("chunk_id", pa.string()),
+        ("doc_id", pa.string()),
         *class_fields(),
+        ("acl", pa.list_(pa.string())),
+        ("acl_listed", pa.bool_()),
         ("title", pa.string()),
         ("text", pa.string()),
         ("token_count", pa.int64()),

@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 def sync(store: VectorStore, lake: Lake, catalog: Catalog, embedder: Embedder) -> SyncResult:
     """Make ``store`` hold exactly the current platinum chunks."""
     desired, versions = _platinum(lake, catalog)
+    # An index written under an older schema (say, before ACLs) is rebuilt, as one new version: its rows cannot say
+    # what the policy now reads.
+    rebuild = store.exists() and not store.schema_matches()
     existing = (
         store.columns(["platinum_id", "text_hash"])
-        if store.exists()
+        if store.exists() and not rebuild
         else pl.DataFrame(schema={"platinum_id": pl.String, "text_hash": pl.String})
     )
     keep = desired.join(existing, on=["platinum_id", "text_hash"], how="semi")
@@ -49,7 +52,7 @@ def sync(store: VectorStore, lake: Lake, catalog: Catalog, embedder: Embedder) -
         table = table.append_column(
             "vector", pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIMENSIONS)
         ).cast(SCHEMA)
-    version, rows = store.apply(table, gone)
+    version, rows = store.apply(table, gone, replace_all=rebuild)
     return SyncResult(new_rows.height, len(gone), keep.height, version, rows)
 
 
@@ -100,12 +103,17 @@ def _with_receipts(lake: Lake, catalog: Catalog, rows: pl.DataFrame, versions: d
     frame = rows.join(pl.DataFrame(receipts), on="platinum_id", how="left")
     # Class attributes platinum does not store take their defaults (every platinum chunk is certified, trusted).
     defaults = []
-    for f in fields(Resource):
-        if f.name not in frame.columns and f.default is not MISSING:
-            defaults.append(pl.lit(f.default).alias(f.name))
+    for name in Resource.columns():
+        default = next(f.default for f in fields(Resource) if f.name == name)
+        if name not in frame.columns and default is not MISSING:
+            defaults.append(pl.lit(default).alias(name))
     return (
         frame.with_columns(*defaults, pl.lit(EMBEDDING_MODEL).alias("embedding_model"))
-        .with_columns(pl.col("pii_types").list.sort())
+        .with_columns(
+            pl.col("pii_types").list.sort(),
+            pl.col("acl").is_not_null().alias("acl_listed"),
+            pl.col("acl").fill_null(pl.lit([], dtype=pl.List(pl.String))).list.sort(),
+        )
         .with_columns(Resource.key_expr().alias("class_key"))
     )
 

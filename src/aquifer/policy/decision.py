@@ -9,14 +9,15 @@ and turns the policy into a search prefilter.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from aquifer.codes import INVALID_INPUT as INVALID_INPUT  # re-exported; aquifer.codes says what each code means
 from aquifer.codes import POLICY_ENGINE_UNAVAILABLE as POLICY_ENGINE_UNAVAILABLE
-from aquifer.ids import is_identifier
+from aquifer.identity.user import User
+from aquifer.ids import is_identifier, is_principal
 
 ACTIONS = ("read_context", "chat", "read_lineage", "list_models", "read_decisions")
 """What a caller can ask to do (``input.action``); the policy (``action.rego``) says who may do which, and what each
@@ -25,8 +26,9 @@ one needs."""
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who asks, to do what, for which purpose, through which model: ``input.agent``, ``input.action``,
-    ``input.purpose``, ``input.model``. A purpose or model the action does not need is None (left out of the input).
+    """Who asks, to do what, for which purpose, through which model, on behalf of whom: ``input.agent``,
+    ``input.action``, ``input.purpose``, ``input.model``, ``input.user``. A purpose or model the action does not
+    need is None, and so is the user of an agent acting for itself (each left out of the input).
 
     >>> RequestContext("audit_reviewer", None, None, action="read_decisions").as_input()
     {'action': 'read_decisions', 'agent': 'audit_reviewer'}
@@ -36,6 +38,7 @@ class RequestContext:
     purpose: str | None
     model: str | None
     action: str = "read_context"
+    user: User | None = None
 
     def as_input(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"action": self.action, "agent": self.agent}
@@ -43,12 +46,26 @@ class RequestContext:
             doc["purpose"] = self.purpose
         if self.model is not None:
             doc["model"] = self.model
+        if self.user is not None:
+            doc["user"] = self.user.as_input()
         return doc
 
     def invalid_fields(self) -> list[str]:
-        """The fields that are not identifiers (empty when the context may be sent to an engine)."""
+        """The fields that may not be shown to an engine (empty when the context may be sent to one)."""
         fields = {"action": self.action, "agent": self.agent, "purpose": self.purpose, "model": self.model}
-        return [name for name, value in fields.items() if value is not None and not is_identifier(value)]
+        bad = [name for name, value in fields.items() if value is not None and not is_identifier(value)]
+        return bad + (self.user.invalid_fields() if self.user is not None else [])
+
+    @property
+    def principals(self) -> tuple[str, ...]:
+        """Whom the request is on behalf of, as access lists name principals: the user's (``user:<subject>``,
+        ``group:<g>``) when the agent acts for one, else the agent's own (``agent:<id>``). The policy
+        (``acl.rego``) derives the same set from the input; the index prefilter admits documents by it.
+
+        >>> RequestContext("support_assistant", "customer_support", "local_smollm2").principals
+        ('agent:support_assistant',)
+        """
+        return self.user.principals if self.user is not None else (f"agent:{self.agent}",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +77,15 @@ class Resource:
     stored row (:meth:`from_row`). A new attribute is a new field here (text, ``tuple[str, ...]`` or ``bool``) and
     the Rego that reads it; the index stores it as a column of the same name.
 
-    >>> r = Resource("hr_case_notes", "confidential", pii_types=("phone", "email"))
+    The document's access list (:attr:`acl`) is an attribute too, but not part of the class: documents carry
+    their own ACLs, so classes stay few, and the prefilter admits documents by principal instead
+    (:data:`ACL_AT_PREFILTER`): ``None`` for a document without an ACL, its principals otherwise.
+
+    >>> r = Resource("hr_case_notes", "confidential", pii_types=("phone", "email"), acl=("group:hr-leads",))
     >>> r.pii_types, r.key
     (('email', 'phone'), 'hr_case_notes/platinum/confidential/email,phone/trusted')
+    >>> r.as_input()["acl"], r.at_prefilter().as_input()["acl"]
+    ({'listed': True, 'principals': ['group:hr-leads']}, {'prefilter': True})
     """
 
     dataset: str
@@ -70,28 +93,41 @@ class Resource:
     layer: str = "platinum"
     pii_types: tuple[str, ...] = ()
     untrusted: bool = field(default=False, metadata={"key": ("untrusted", "trusted")})
+    acl: tuple[str, ...] | str | None = field(default=None, metadata={"class": False})
 
     def __post_init__(self) -> None:
         # One canonical form per class, so equal classes share a cache entry (lists sorted and deduplicated).
-        for f in fields(self):
+        for f in _class_fields(self):
             if _kind(f) == "list":
                 object.__setattr__(self, f.name, tuple(sorted(set(getattr(self, f.name)))))
+        if isinstance(self.acl, list | tuple):
+            object.__setattr__(self, "acl", tuple(sorted(set(self.acl))))
+
+    def at_prefilter(self) -> Resource:
+        """This class as the prefilter asks about it: the document ACL deferred to the index (and the re-check)."""
+        return replace(self, acl=ACL_AT_PREFILTER)
 
     @classmethod
     def kinds(cls) -> dict[str, str]:
-        """Each attribute's kind: ``text``, ``list`` (a tuple of texts) or ``flag`` (a bool)."""
-        return {f.name: _kind(f) for f in fields(cls)}
+        """Each class attribute's kind: ``text``, ``list`` (a tuple of texts) or ``flag`` (a bool)."""
+        return {f.name: _kind(f) for f in _class_fields(cls)}
 
     @classmethod
     def columns(cls) -> list[str]:
-        """The attribute names, in class-key order (``dataset`` first)."""
-        names = [f.name for f in fields(cls)]
+        """The class attribute names, in class-key order (``dataset`` first)."""
+        names = [f.name for f in _class_fields(cls)]
         return ["dataset", "layer", "classification", *(n for n in names if n not in _LEADING)]
 
     def invalid_fields(self) -> list[str]:
-        """The attributes that are not identifiers (empty when the class may be sent to an engine)."""
+        """The attributes that may not be sent to an engine (empty when the resource may be)."""
         bad = []
-        for f in fields(self):
+        if not (
+            self.acl is None
+            or self.acl == ACL_AT_PREFILTER
+            or (isinstance(self.acl, tuple) and len(self.acl) <= MAX_ACL and all(is_principal(p) for p in self.acl))
+        ):
+            bad.append("acl")
+        for f in _class_fields(self):
             value, kind = getattr(self, f.name), _kind(f)
             if kind == "flag":
                 ok = isinstance(value, bool)
@@ -108,6 +144,12 @@ class Resource:
         for name in self.columns():
             value = getattr(self, name)
             doc[name] = list(value) if isinstance(value, tuple) else value
+        if self.acl == ACL_AT_PREFILTER:
+            doc["acl"] = {"prefilter": True}
+        elif self.acl is None:
+            doc["acl"] = {"listed": False}
+        else:
+            doc["acl"] = {"listed": True, "principals": list(self.acl)}
         return doc
 
     @property
@@ -148,10 +190,14 @@ class Resource:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], **defaults: Any) -> Resource:
-        """The class of a stored row: an index row holds every attribute; a lake row may lack some (platinum rows
-        have no ``layer`` or ``untrusted`` column), which then take ``defaults`` or the field's default."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
+        """The resource of a stored row: an index row holds every attribute; a lake row may lack some (platinum rows
+        have no ``layer`` or ``untrusted`` column), which then take ``defaults`` or the field's default.
+
+        The ACL: an index row says whether the document lists one (``acl_listed``) and its principals (``acl``); a
+        lake row holds ``acl`` (null: none). A row that says neither, with no ``acl`` default, is refused
+        (KeyError): a document whose ACL is unknown is never taken for one without an ACL."""
+        values: dict[str, Any] = {"acl": _row_acl(row, defaults)}
+        for f in _class_fields(cls):
             value = row.get(f.name)
             if value is None:
                 value = defaults.get(f.name, f.default)
@@ -165,6 +211,32 @@ class Resource:
 
 KEY_SEPARATOR = "/"
 _LEADING = ("dataset", "layer", "classification")
+ACL_AT_PREFILTER = "prefilter"
+"""The :attr:`Resource.acl` of a class decided for the search prefilter (``input.resource.acl.prefilter``)."""
+MAX_ACL = 1000
+"""Principals one document's ACL may list."""
+_NO_DEFAULT = object()
+
+
+def _class_fields(cls: Any) -> list[Any]:
+    return [f for f in fields(cls) if f.metadata.get("class", True)]
+
+
+def _row_acl(row: dict[str, Any], defaults: dict[str, Any]) -> tuple[str, ...] | str | None:
+    if isinstance(row.get("acl"), dict):  # the policy's input form (Resource.as_input)
+        doc = row["acl"]
+        if doc.get("prefilter") is True:
+            return ACL_AT_PREFILTER
+        return tuple(doc.get("principals") or ()) if doc.get("listed") is True else None
+    if "acl_listed" in row:
+        return tuple(row.get("acl") or ()) if row["acl_listed"] else None
+    if "acl" in row:
+        return None if row["acl"] is None else tuple(row["acl"])
+    default = defaults.get("acl", _NO_DEFAULT)
+    if default is _NO_DEFAULT:
+        msg = "the row says nothing of its document's ACL (no acl or acl_listed), which a resource needs"
+        raise KeyError(msg)
+    return default  # type: ignore[no-any-return]
 
 
 def _kind(f: Any) -> str:

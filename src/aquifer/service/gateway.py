@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from aquifer.audit import request_record
 from aquifer.catalog import Model
+from aquifer.identity.user import User
 from aquifer.ids import is_identifier
 from aquifer.service.conversation import conversation, governed_messages, turn_queries
 from aquifer.service.errors import InvalidRequest, Unavailable, UpstreamError, UpstreamTimeout, openai_body
@@ -80,14 +81,21 @@ class Gateway:
 
     # -- 1-4: govern, render, log (sync: runs in a worker thread) -------------------------------------------------
 
-    def prepare(self, agent: str, request: ChatRequest, purpose_header: str | None, timings: Timings) -> Prepared:
+    def prepare(
+        self,
+        agent: str,
+        request: ChatRequest,
+        purpose_header: str | None,
+        timings: Timings,
+        user: User | None = None,
+    ) -> Prepared:
         purpose = purpose_header or (request.metadata or {}).get("purpose")
         where = PURPOSE_HEADER if purpose_header else "metadata.purpose"
         if purpose and not is_identifier(purpose):
             msg = f"{where}: the purpose must be an identifier (lower-case letters, digits and _)"
             raise InvalidRequest(msg, field=where)
         if not purpose:
-            self._log_refusal(agent, None, request.model, ["purpose_missing"])
+            self._log_refusal(agent, None, request.model, ["purpose_missing"], user)
             raise InvalidRequest(
                 f"declare the purpose of this call: the {PURPOSE_HEADER} header or metadata.purpose "
                 f"(agent {agent} may act for {self._purposes(agent)})",
@@ -96,9 +104,9 @@ class Gateway:
             )
         turns = turn_queries(request.messages)
         if not turns:
-            self._log_refusal(agent, purpose, request.model, ["no_user_message"])
+            self._log_refusal(agent, purpose, request.model, ["no_user_message"], user)
             raise InvalidRequest("messages: no user message with text to ground", field="messages")
-        parts = [self._retrieve(agent, purpose, request.model, query, timings) for _, query in turns]
+        parts = [self._retrieve(agent, purpose, request.model, query, timings, user) for _, query in turns]
         retrieval, block, later = conversation(
             turns,
             parts,
@@ -109,7 +117,7 @@ class Gateway:
         if model is None:  # the policy allowed it, so it was registered: the catalog changed meanwhile
             raise Unavailable(f"model {request.model} left the catalog while this request was decided; retry it")
         if model.api_key_env and not os.environ.get(model.api_key_env):
-            self._log_refusal(agent, purpose, model.id, ["upstream_key_missing"])
+            self._log_refusal(agent, purpose, model.id, ["upstream_key_missing"], user)
             raise UpstreamError(
                 f"model {model.id}: the environment variable {model.api_key_env} (its api_key_env) is not set, "
                 "so its endpoint cannot be called",
@@ -134,6 +142,7 @@ class Gateway:
         extension = ChatExtension(
             decision_id=answer.decision_id,
             agent=agent,
+            user=answer.user,
             purpose=purpose,
             model=model.id,
             locality=answer.locality,
@@ -149,7 +158,9 @@ class Gateway:
         )
         return Prepared(retrieval, model, body, extension.model_dump(mode="json"))
 
-    def _retrieve(self, agent: str, purpose: str, model: str, query: str, timings: Timings) -> Retrieval:
+    def _retrieve(
+        self, agent: str, purpose: str, model: str, query: str, timings: Timings, user: User | None
+    ) -> Retrieval:
         try:
             request = ContextRequest(
                 query=query,
@@ -162,7 +173,7 @@ class Gateway:
             first = exc.errors()[0]
             where = "metadata.purpose" if first["loc"][0] == "purpose" else ".".join(map(str, first["loc"]))
             raise InvalidRequest(f"{where}: {first['msg']}", field=where) from None
-        return self.retriever.retrieve(agent, request, timings, kind="chat")
+        return self.retriever.retrieve(agent, request, timings, kind="chat", user=user)
 
     # -- 5: forward --------------------------------------------------------------------------------------------
 
@@ -307,6 +318,7 @@ class Gateway:
             request_record(
                 kind="upstream",
                 agent=r.ctx.agent,
+                user=r.ctx.user.ref if r.ctx.user else None,
                 purpose=r.ctx.purpose,
                 model=model.id,
                 locality=model.locality.value,
@@ -326,12 +338,13 @@ class Gateway:
             )
         )
 
-    def _log_refusal(self, agent: str, purpose: str | None, model: str, reasons: list[str]) -> None:
+    def _log_refusal(self, agent: str, purpose: str | None, model: str, reasons: list[str], user: User | None) -> None:
         entry = self.retriever.engine.catalog.models.get(model)
         self.retriever.log.append(
             request_record(
                 kind="chat",
                 agent=agent,
+                user=user.ref if user else None,
                 purpose=purpose,
                 model=model,
                 locality=entry.locality.value if entry else None,

@@ -2,11 +2,13 @@
 
 The steps of ``POST /v1/context`` in order, each timed as a stage (auth, policy, embedding, search, assembly, log):
 
-1. the token names an agent (:class:`aquifer.credentials.Authenticator`);
-2. the request-level decision (purpose, model) - refused before any search;
+1. the token names an agent (:class:`aquifer.credentials.Authenticator`), and the user token, when one is sent,
+   the user it acts for (:class:`aquifer.identity.verify.UserVerifier`);
+2. the request-level decision (purpose, model, user) - refused before any search;
 3. the prefilter: the policy evaluated once over every resource class present in the index, cached per (agent,
-   purpose, model, policy revision, index version), becomes the store's filter on ``class_key``, so the search
-   returns top_k allowed chunks, never fewer because of filtering;
+   purpose, model, user, policy revision, index version), becomes the store's filter on ``class_key``, together
+   with the request's principals against each document's ACL, so the search returns top_k allowed chunks, never
+   fewer because of filtering;
 4. the vector search, with the prefilter; chunks past their freshness SLA (``fresh_until``) are excluded by id;
 5. a per-chunk decision on what came back: a chunk the policy denies is dropped even though the prefilter let it
    through, and the event is logged as an alert;
@@ -35,9 +37,11 @@ import polars as pl
 
 from aquifer.audit import DecisionLog, decision_record, request_record
 from aquifer.audit.prove import load_decisions
-from aquifer.catalog import Model
+from aquifer.catalog import Catalog, Model
+from aquifer.codes import ANSWERED_401
 from aquifer.credentials import AuthenticationError, Authenticator, CredentialStore
 from aquifer.embedding import Embedder
+from aquifer.identity.user import User
 from aquifer.index import LanceDBStore, VectorStore
 from aquifer.lake import Lake
 from aquifer.lineage import LineageError, trace
@@ -63,6 +67,7 @@ from aquifer.settings import Settings
 from aquifer.tokenizer import EMBEDDING_MODEL
 
 ACTIONS_OF_KINDS = {"context": "read_context", "chat": "chat"}
+
 """The policy action (``input.action``) a serving kind of decision record asks for."""
 
 
@@ -145,6 +150,8 @@ class Retriever:
             CredentialStore(settings.credentials_file), production=settings.environment == "production"
         )
         self._prefilters: dict[tuple[RequestContext, str, int], tuple[list[str], list[Withheld]]] = {}
+        self._verifier: Any = None  # aquifer.identity.verify.UserVerifier, built for the catalog's identity
+        self._verifier_identity: Any = None
         self._lock = threading.Lock()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self.alerts: list[Alert] = []
@@ -168,13 +175,41 @@ class Retriever:
         except AuthenticationError as exc:
             raise Unauthenticated(str(exc)) from None
 
+    def identify(self, token: str | None) -> User | None:
+        """The user a user token names (None without one), verified against the catalog's trusted issuers. A bad
+        token is :class:`Unauthenticated` with its reason code; keys that cannot be had are :class:`Unavailable`
+        (fail closed)."""
+        if token is None:
+            return None
+        from aquifer.identity.verify import IdentityUnavailable, UserTokenError, UserVerifier
+
+        identity = self.engine.catalog.identity
+        with self._lock:
+            if self._verifier is None or self._verifier_identity != identity:
+                production = self.settings.environment == "production"
+                self._verifier, self._verifier_identity = UserVerifier(identity, production=production), identity
+            verifier = self._verifier
+        try:
+            return verifier.verify(token)  # type: ignore[no-any-return]
+        except UserTokenError as exc:
+            raise Unauthenticated(f"X-Aquifer-User-Token: {exc}", reasons=[exc.code]) from None
+        except IdentityUnavailable as exc:
+            raise Unavailable(f"X-Aquifer-User-Token cannot be verified: {exc}", reasons=[exc.code]) from None
+
     def authorize(self, ctx: RequestContext, *, kind: str, **fields: Any) -> BatchDecision:
         """The policy's request-level decision for ``ctx.action``. A refusal is logged (``kind``, plus ``fields``)
-        and raised as :class:`Forbidden` with the policy's reasons; no decision at all is :class:`Unavailable`."""
+        and raised as :class:`Forbidden` with the policy's reasons (:class:`Unauthenticated` when what is missing
+        is a user token); no decision at all is :class:`Unavailable`."""
         batch = self.engine.decide(ctx)
         self._raise_if_undecided(batch.request)
         if not batch.request.allow:
             self.log.append(decision_record(batch, kind=kind, locality=self._locality(ctx.model)) | fields)
+            if ANSWERED_401 & set(batch.request.reasons):
+                raise Unauthenticated(
+                    f"agent {ctx.agent} acts on behalf of a user: send the user's token in X-Aquifer-User-Token",
+                    reasons=batch.request.reasons,
+                    explanations=batch.request.explanations,
+                )
             raise Forbidden(
                 f"agent {ctx.agent} may not {ctx.action.replace('_', ' ')}"
                 + (f" for purpose {ctx.purpose}" if ctx.purpose else "")
@@ -233,6 +268,7 @@ class Retriever:
         if any(d.reasons == [POLICY_ENGINE_UNAVAILABLE] for d in batch.resources):
             raise Unavailable("the policy engine cannot decide the prefilter", reasons=[POLICY_ENGINE_UNAVAILABLE])
         allowed = [r.key for r, d in zip(classes, batch.resources, strict=True) if d.allow]
+        # (document ACLs are not withheld per dataset: the prefilter admits documents by ctx.principals)
         denied: dict[str, tuple[set[str], dict[str, str]]] = {}
         for resource, decision in zip(classes, batch.resources, strict=True):
             if not decision.allow:
@@ -254,9 +290,11 @@ class Retriever:
             self._prefilters[key] = (allowed, withheld)
         return allowed, withheld
 
-    def retrieve(self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context") -> Retrieval:
-        """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (403)."""
-        ctx = RequestContext(agent, request.purpose, request.model, action=ACTIONS_OF_KINDS[kind])
+    def retrieve(
+        self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context", user: User | None = None
+    ) -> Retrieval:
+        """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (401/403)."""
+        ctx = RequestContext(agent, request.purpose, request.model, action=ACTIONS_OF_KINDS[kind], user=user)
         with timings.stage("policy"):
             self.authorize(ctx, kind=kind)
             version = self.resolve_version(request.as_of)
@@ -268,7 +306,14 @@ class Retriever:
                 vector = self._embed(request.query)
             with timings.stage("search"):
                 stale = self.index.stale_ids(moment, version=version)
-                rows = self.index.search(vector, classes=allowed, exclude_ids=stale, k=request.top_k, version=version)
+                rows = self.index.search(
+                    vector,
+                    classes=allowed,
+                    principals=ctx.principals,
+                    exclude_ids=stale,
+                    k=request.top_k,
+                    version=version,
+                )
                 # defence in depth: nothing past its freshness SLA leaves, whatever the filter said
                 rows = [r for r in rows if r["fresh_until"] is None or _aware(r["fresh_until"]) >= moment]
         with timings.stage("policy"):
@@ -279,11 +324,19 @@ class Retriever:
             stamp = Stamp(version, decided.revision, retrieval.decision_id)
             similarity = self.settings.near_duplicate_similarity
             packed = pack(rows, decided.resources, stamp, max_tokens=request.max_tokens, similarity=similarity)
-            retrieval.chunks, retrieval.near_duplicates, retrieval.over_budget = (
-                packed.chunks,
-                packed.near_duplicates,
-                packed.over_budget,
-            )
+            by_id = {row["chunk_id"]: res for row, res in zip(rows, resources, strict=True)}
+            catalog, user_ref = self.engine.catalog, ctx.user.ref if ctx.user else None
+            retrieval.chunks = [
+                c.model_copy(
+                    update={
+                        "receipt": c.receipt.model_copy(
+                            update={"user": user_ref, "admitted_by": admitted_by(ctx, by_id[c.chunk_id], catalog)}
+                        )
+                    }
+                )
+                for c in packed.chunks
+            ]
+            retrieval.near_duplicates, retrieval.over_budget = packed.near_duplicates, packed.over_budget
         return retrieval
 
     # -- the other actions: lineage, decision records, the model list ---------------------------------------------
@@ -294,11 +347,15 @@ class Retriever:
             raise Unavailable("no index: materialize index/chunks")
         return self.index.row(chunk_id)
 
-    def lineage(self, agent: str, chunk_id: str, *, purpose: str | None, model: str | None) -> dict[str, Any]:
-        """The lineage of a chunk this agent may read for this purpose and model (default: its first purpose and
-        its default model), back to its landing file. Logged (kind ``lineage``) whatever the answer."""
+    def lineage(
+        self, agent: str, chunk_id: str, *, purpose: str | None, model: str | None, user: User | None = None
+    ) -> dict[str, Any]:
+        """The lineage of a chunk this agent (for this user) may read for this purpose and model (default: its
+        first purpose and its default model), back to its landing file. Logged (kind ``lineage``) whatever the
+        answer."""
         entry = self.engine.catalog.agents[agent]
-        ctx = RequestContext(agent, purpose or entry.purposes[0], model or entry.default_model, action="read_lineage")
+        purpose, model = purpose or entry.purposes[0], model or entry.default_model
+        ctx = RequestContext(agent, purpose, model, action="read_lineage", user=user)
         self.authorize(ctx, kind="lineage", ref=chunk_id)
         row = self.indexed_row(chunk_id)
         resources = [Resource.from_row(row)] if row else []
@@ -309,7 +366,13 @@ class Retriever:
         lineage = [[row["gold_id"], row["silver_id"], row["bronze_id"]]] if row else []
         locality = self._locality(ctx.model)
         record = decision_record(
-            batch, kind="lineage", locality=locality, resources=resources, ids=ids, lineage=lineage
+            batch,
+            kind="lineage",
+            locality=locality,
+            resources=resources,
+            ids=ids,
+            lineage=lineage,
+            documents=[row.get("doc_id")] if row else [],
         )
         self.log.append(record | {"ref": chunk_id})
         if row is None or not batch.resources[0].allow:
@@ -321,10 +384,10 @@ class Retriever:
             raise NotFound(str(exc)) from None
         return {"chunk_id": row["chunk_id"], "lineage": nodes[0].as_dict()}
 
-    def decision(self, agent: str, decision_id: str) -> dict[str, Any]:
-        """A decision record from the log, for agents the policy lets read them (``read_decisions``). Reading one
-        is logged too (kind ``read_decisions``, ``ref`` the record read)."""
-        ctx = RequestContext(agent, None, None, action="read_decisions")
+    def decision(self, agent: str, decision_id: str, *, user: User | None = None) -> dict[str, Any]:
+        """A decision record from the log, for agents (and users) the policy lets read them (``read_decisions``).
+        Reading one is logged too (kind ``read_decisions``, ``ref`` the record read)."""
+        ctx = RequestContext(agent, None, None, action="read_decisions", user=user)
         batch = self.authorize(ctx, kind="read_decisions", ref=decision_id)
         self.log.append(decision_record(batch, kind="read_decisions", locality=None) | {"ref": decision_id})
         found = (
@@ -336,7 +399,7 @@ class Retriever:
             raise NotFound(f"no decision {decision_id}")
         return found.row(0, named=True)
 
-    def models(self, agent: str) -> list[Model]:
+    def models(self, agent: str, *, user: User | None = None) -> list[Model]:
         """The registered models the policy lets this agent use (``list_models``, one decision per model), the
         agent's own preference order first. Logged once (kind ``list_models``), the models withheld and why in
         ``withheld``."""
@@ -344,7 +407,7 @@ class Retriever:
         preferred = [m for m in catalog.agents[agent].models if m in catalog.models]
         listed, withheld, revision = [], [], None
         for model_id in [*preferred, *sorted(set(catalog.models) - set(preferred))]:
-            batch = self.engine.decide(RequestContext(agent, None, model_id, action="list_models"))
+            batch = self.engine.decide(RequestContext(agent, None, model_id, action="list_models", user=user))
             self._raise_if_undecided(batch.request)
             revision = batch.revision
             if batch.request.allow:
@@ -352,7 +415,14 @@ class Retriever:
             else:
                 withheld.append(f"model:{model_id}:{','.join(batch.request.reasons)}")
         record = request_record(
-            kind="list_models", agent=agent, purpose=None, model=None, locality=None, reasons=[], revision=revision
+            kind="list_models",
+            agent=agent,
+            purpose=None,
+            model=None,
+            locality=None,
+            reasons=[],
+            revision=revision,
+            user=user.ref if user else None,
         )
         self.log.append(record | {"withheld": withheld})
         return listed
@@ -388,6 +458,8 @@ class Retriever:
                 ids=[row["platinum_id"] for row in r.rows],
                 lineage=[[row["gold_id"], row["silver_id"], row["bronze_id"]] for row in r.rows],
                 served=[row["chunk_id"] in served for row in r.rows],
+                admitted_by=[admitted_by(r.ctx, resource, self.engine.catalog) for resource in r.resources],
+                documents=[row.get("doc_id") for row in r.rows],
                 alerts=[f"prefilter_let_through:{a.chunk_id}:{','.join(a.reasons)}" for a in alerts],
             )
             record.update(
@@ -401,8 +473,10 @@ class Retriever:
             with self._lock:
                 self.alerts.extend(alerts)
 
-    def context(self, agent: str, request: ContextRequest, timings: Timings) -> ContextResponse:
-        retrieval = self.retrieve(agent, request, timings)
+    def context(
+        self, agent: str, request: ContextRequest, timings: Timings, *, user: User | None = None
+    ) -> ContextResponse:
+        retrieval = self.retrieve(agent, request, timings, user=user)
         self.commit(retrieval, timings, query_chars=len(request.query))
         return self.response(retrieval)
 
@@ -411,6 +485,7 @@ class Retriever:
         return ContextResponse(
             decision_id=r.decision_id,
             agent=r.ctx.agent,
+            user=r.ctx.user.ref if r.ctx.user else None,
             purpose=r.ctx.purpose or "",
             model=r.ctx.model or "",
             locality=self._locality(r.ctx.model) or "unregistered",
@@ -423,6 +498,17 @@ class Retriever:
             over_budget=r.over_budget,
             withheld=r.withheld,
         )
+
+
+def admitted_by(ctx: RequestContext, resource: Resource, catalog: Catalog) -> list[str]:
+    """The request's principals that the resource's document ACL or its dataset's access list names: by which
+    entries it was admitted (empty when neither restricts it). Bookkeeping for the record and the receipt: the
+    policy decided, this says which entry it matched."""
+    listed = set(resource.acl) if isinstance(resource.acl, tuple) else set()
+    source = catalog.sources.get(resource.dataset)
+    if source is not None and source.access is not None:
+        listed |= set(source.access.principals())
+    return sorted(set(ctx.principals) & listed)
 
 
 def _aware(value: Any) -> dt.datetime:

@@ -51,6 +51,14 @@ class Receipt(BaseModel):
     index_version: int
     policy_revision: str
     decision_id: str
+    user: str | None = Field(
+        default=None, description="The user the agent acted for (<issuer id>:<subject>), or null for the agent itself"
+    )
+    admitted_by: list[str] = Field(
+        default_factory=list,
+        description="The request's principals (user:, group:, agent:) that the chunk's document ACL or its dataset's "
+        "access list names; empty when neither restricts it",
+    )
 
 
 class Redaction(BaseModel):
@@ -83,6 +91,7 @@ class Withheld(BaseModel):
 class ContextResponse(BaseModel):
     decision_id: str
     agent: str
+    user: str | None = Field(default=None, description="The user the agent acted for (<issuer id>:<subject>)")
     purpose: str
     model: str
     locality: str
@@ -141,6 +150,7 @@ class ChatExtension(BaseModel):
 
     decision_id: str
     agent: str
+    user: str | None = None
     purpose: str
     model: str
     locality: str
@@ -210,6 +220,7 @@ class DecisionRecord(BaseModel):
     time: dt.datetime
     kind: str
     agent: str | None
+    user: str | None = None
     purpose: str | None
     model: str | None
     locality: str | None

@@ -22,10 +22,12 @@ log = logging.getLogger("aquifer.service")
 
 def registered_contexts(retriever: Retriever) -> list[RequestContext]:
     """Every (agent, purpose, model) the catalog registers, for each serving action (whether each is allowed is the
-    policy's answer, not this list's)."""
+    policy's answer, not this list's). Only agents that may act for themselves: users are not known in advance, so
+    a user's first request decides its prefilter cold (docs/benchmarks.md)."""
     return [
         RequestContext(agent.id, purpose, model, action=action)
         for agent in retriever.engine.catalog.agents.values()
+        if agent.acts_for != "user"
         for purpose in agent.purposes
         for model in agent.models
         for action in ACTIONS_OF_KINDS.values()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from aquifer.service.deps import AgentDep, GatewayDep, MetricsDep, RetrieverDep, TimingsDep
+from aquifer.service.deps import AgentDep, GatewayDep, MetricsDep, RetrieverDep, TimingsDep, UserDep
 from aquifer.service.errors import responses
 from aquifer.service.gateway import PURPOSE_HEADER
 from aquifer.service.schemas import ChatRequest, ModelList
@@ -21,6 +21,7 @@ OPENAI_ROUTES = ("/v1/chat/completions", "/v1/models")
 async def chat_completions(
     body: ChatRequest,
     agent: AgentDep,
+    user: UserDep,
     gateway: GatewayDep,
     metrics: MetricsDep,
     timings: TimingsDep,
@@ -30,7 +31,7 @@ async def chat_completions(
     client with ``base_url=<aquifer>/v1`` and an agent token as api key works unchanged. The answer carries an
     ``aquifer`` member (the first chunk's, when streaming): citations ``[n]`` with their provenance receipts, the
     decision id, and what the policy withheld and why."""
-    prepared = await run_in_threadpool(gateway.prepare, agent, body, purpose, timings)
+    prepared = await run_in_threadpool(gateway.prepare, agent, body, purpose, timings, user)
     metrics.observe_stages(timings)
     headers = {"X-Aquifer-Decision-Id": prepared.retrieval.decision_id}
     if body.stream:
@@ -43,7 +44,7 @@ async def chat_completions(
 
 
 @router.get("/v1/models", response_model=ModelList, responses=responses(401, 503, openai=True))
-def models(agent: AgentDep, retriever: RetrieverDep) -> ModelList:
+def models(agent: AgentDep, user: UserDep, retriever: RetrieverDep) -> ModelList:
     """The registered models the policy lets this agent send context to (OpenAI's model list), with their locality;
     the agent's default model first."""
-    return ModelList.of(retriever.models(agent))
+    return ModelList.of(retriever.models(agent, user=user))

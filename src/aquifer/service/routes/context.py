@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response
 
-from aquifer.service.deps import AgentDep, MetricsDep, RetrieverDep, TimingsDep
+from aquifer.service.deps import AgentDep, MetricsDep, RetrieverDep, TimingsDep, UserDep
 from aquifer.service.errors import responses
 from aquifer.service.schemas import ContextRequest, ContextResponse
 
@@ -13,15 +13,16 @@ router = APIRouter(tags=["context"])
 def context(
     body: ContextRequest,
     agent: AgentDep,
+    user: UserDep,
     retriever: RetrieverDep,
     metrics: MetricsDep,
     timings: TimingsDep,
     http: Response,
 ) -> ContextResponse:
-    """Governed context for a query: only chunks this agent may see for this purpose through this model, redacted
-    as the policy requires, each with its provenance receipt. The ``Server-Timing`` header gives the time of each
-    stage in milliseconds."""
-    response = retriever.context(agent, body, timings)
+    """Governed context for a query: only chunks this agent (and the user it acts for, ``X-Aquifer-User-Token``)
+    may see for this purpose through this model, redacted as the policy requires, each with its provenance receipt.
+    The ``Server-Timing`` header gives the time of each stage in milliseconds."""
+    response = retriever.context(agent, body, timings, user=user)
     http.headers["Server-Timing"] = timings.server_timing()
     metrics.observe_stages(timings)
     metrics.requests.labels("context", "200").inc()
