@@ -347,12 +347,6 @@ def test_an_acl_change_on_unchanged_content_repromotes_the_document(
     assert [n.detail["acl"] for n in (node, node.upstream[0], node.upstream[0].upstream[0])] == [principals] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, outside silver/gold: bronze skips a file whose (uri, sha256) it has seen and drops record ids "
-    "it holds, so an ACL edited back to an earlier value (same text, same updated_at) never reaches silver and the "
-    "wider ACL stays served; the fix starts in medallion/bronze.py",
-)
 def test_an_acl_edited_back_to_an_earlier_value_takes_effect(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
     source = _source(catalog, "security_runbooks", "optional")
     landing = tmp_path / "landing"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Iterator
@@ -205,6 +206,23 @@ def test_reingesting_unchanged_files_adds_nothing(catalog: Catalog, ctx: RunCont
     table = ctx.lake.read("bronze", "hr_case_notes")
     assert table["record_id"].n_unique() == 3
     assert set(table["parse_status"]) == {"ok"}
+
+
+def test_a_file_edited_back_to_earlier_content_is_read_again(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:
+    """A -> B -> A: the third read is a new observation (new record ids, a later ingested_at), so the content the
+    landing zone holds now reaches silver; reading A once more after that adds nothing."""
+    source, landing = catalog.source("hr_case_notes"), tmp_path / "landing"
+    a, b = b'{"case_id": "1", "note": "narrow"}\n', b'{"case_id": "1", "note": "wide"}\n'
+    written = []
+    for n, content in enumerate([a, b, a, a]):
+        path = _land(landing, "hr_case_notes/a.jsonl", content)
+        os.utime(path, ns=(n + 10, n + 10))  # a new mtime each time, as an edit gives
+        later = RunContext(lake=ctx.lake, run_id=f"run-{n}", now=ctx.now + dt.timedelta(hours=n))
+        written.append(bronze.promote_to_bronze(source, later, landing_root=landing).rows_written)
+    assert written == [1, 1, 1, 0]
+    table = ctx.lake.read("bronze", "hr_case_notes").sort("ingested_at")
+    assert table["record_id"].n_unique() == 3
+    assert table["content_sha256"].to_list()[0] == table["content_sha256"].to_list()[2], "the same bytes, seen again"
 
 
 def test_identical_lines_in_one_file_are_distinct_records(catalog: Catalog, ctx: RunContext, tmp_path: Path) -> None:

@@ -4,8 +4,11 @@ The source's reader (:mod:`aquifer.medallion.readers`, one per format) splits a 
 cannot read, or what passes a limit, is still a bronze row with its raw bytes and a ``parse_status`` saying why,
 and silver quarantines it. A file over the size limit is one row with its head and its sha256, never read whole.
 
-Ingestion is incremental and idempotent: a file whose (uri, size, mtime) or sha256 was seen is not read again,
-and a record is keyed by (source, uri, content sha256, occurrence), so re-ingesting unchanged content adds nothing.
+Ingestion is incremental and idempotent: a file whose (uri, size, mtime) was seen, or whose sha256 is what the uri
+held when last read, is not read again, and a record is keyed by (source, uri, content sha256, occurrence), so
+re-ingesting unchanged content adds nothing. A file edited back to content it held before (an ACL widened, then
+narrowed again) is read again as a new observation: its records' ids also count the earlier reads of those bytes,
+so they reach silver, which marks that version received now and makes it current again.
 """
 
 from __future__ import annotations
@@ -95,9 +98,12 @@ def ingest_file(
     *,
     limits: ReaderLimits | None = None,
     file_sha: str | None = None,
+    observation: int = 0,
 ) -> list[dict[str, Any]]:
     """The bronze rows of one landing file. ``data`` is the file, or only its head when ``file_sha`` (the whole
-    file's sha256) says it was too large to read."""
+    file's sha256) says it was too large to read. ``observation`` counts earlier ingests of these very bytes at
+    this uri (a file edited back to an earlier content): its records then get new ids, so the content the landing
+    zone holds now is seen again, and made current, downstream."""
     records: Iterator[Record]
     if file_sha is None:
         file_sha = hashlib.sha256(data).hexdigest()
@@ -114,7 +120,9 @@ def ingest_file(
         seen[content_sha] += 1
         rows.append(
             {
-                "record_id": LAYER.stable_id(source.id, uri, content_sha, occurrence),
+                "record_id": LAYER.stable_id(
+                    source.id, uri, content_sha, occurrence, *([observation] if observation else [])
+                ),
                 "source_id": source.id,
                 "uri": uri,
                 "record_ordinal": record.ordinal,
@@ -145,11 +153,19 @@ def promote_to_bronze(
     known = lake.read(
         LAYER,
         source.id,
-        columns=["uri", "file_sha256", "file_size", "file_mtime_ns", "record_id"],
+        columns=["uri", "file_sha256", "file_size", "file_mtime_ns", "record_id", "ingested_at"],
         schema=SCHEMA,
     )
     seen_stat = set(known.select("uri", "file_size", "file_mtime_ns").unique().iter_rows())
-    seen_sha = set(known.select("uri", "file_sha256").unique().iter_rows())
+    # What each uri held when last read, and how often each content was read there: unchanged content is skipped,
+    # content the file held before (an edit undone) is read again as a new observation.
+    latest = dict(
+        known.sort("ingested_at").group_by("uri", maintain_order=True).agg(pl.col("file_sha256").last()).iter_rows()
+    )
+    ingests = {
+        (uri, sha): n
+        for uri, sha, n in known.group_by("uri", "file_sha256").agg(pl.col("ingested_at").n_unique()).iter_rows()
+    }
 
     rows: list[dict[str, Any]] = []
     files_read = 0
@@ -160,10 +176,14 @@ def promote_to_bronze(
             data, file_sha = _head_and_sha256(landing_root / uri)
         else:
             data, file_sha = (landing_root / uri).read_bytes(), None
-        if (uri, file_sha or hashlib.sha256(data).hexdigest()) in seen_sha:
+        sha = file_sha or hashlib.sha256(data).hexdigest()
+        if latest.get(uri) == sha:
             continue  # touched but unchanged
         files_read += 1
-        rows.extend(ingest_file(source, uri, data, stat, ctx, limits=limits, file_sha=file_sha))
+        observation = ingests.get((uri, sha), 0)
+        rows.extend(
+            ingest_file(source, uri, data, stat, ctx, limits=limits, file_sha=file_sha, observation=observation)
+        )
 
     # A changed file re-yields its unchanged records: keep only record ids bronze does not hold yet.
     new = pl.DataFrame(rows, schema=SCHEMA).join(known.select("record_id"), on="record_id", how="anti")

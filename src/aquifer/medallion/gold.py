@@ -258,10 +258,11 @@ def promote_to_gold(source: Source, ctx: RunContext, *, catalog: Catalog) -> Pro
     new_docs = promotion.pending(documents.frame, existing_docs, "silver_id").sort("silver_id").collect()
     new_chunks = chunk_documents(new_docs, source, catalog, lineage)
 
-    # Flags depend only on the set of documents, which changes only when documents are added.
+    # Flags depend on the set of documents and on when silver last received each (a version received again - an
+    # edit undone - becomes the current one again), so they are re-derived every run; only changed rows are written.
     flags = pl.DataFrame(schema={"silver_id": pl.String, **{c: pl.String for c in FLAG_COLUMNS}})
     changed_ids = pl.Series("silver_id", [], pl.String)
-    if not new_docs.is_empty():
+    if not (new_docs.is_empty() and existing_docs.is_empty()):
         all_docs = pl.concat([existing_docs, new_chunks.select(doc_columns).unique("silver_id")])
         # when silver wrote each version: orders versions of one id that share updated_at (an ACL change)
         received = documents.frame.select("silver_id", pl.col("processed_at").alias("received_at"))

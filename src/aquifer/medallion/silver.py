@@ -372,6 +372,9 @@ def promote_to_silver(source: Source, ctx: RunContext, *, catalog: Catalog) -> P
             pl.concat_list("upstream_ids", "added").list.unique().list.sort().alias("upstream_ids"),
             pl.lit(bronze_version, pl.Int64).alias("upstream_version"),
             pl.lit(ctx.run_id).alias("run_id"),
+            # received again now: the newest observation of this version (gold orders same-updated_at versions
+            # by it, so an edit undone makes the earlier content current again)
+            pl.lit(ctx.now, SCHEMA["processed_at"]).alias("processed_at"),
         )
         .drop("added")
         if not overlap.is_empty()
