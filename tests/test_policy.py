@@ -506,3 +506,19 @@ def test_every_reason_code_is_the_policys_or_in_the_one_list_of_non_policy_codes
     docs = (PROJECT_ROOT / "docs" / "policies.md").read_text(encoding="utf-8")
     for code in sorted(policy_codes | set(NON_POLICY_CODES)):
         assert f"`{code}`" in docs, f"docs/policies.md does not list {code}"
+
+
+def test_a_full_decision_cache_drops_its_oldest_decisions_not_all(tmp_path: Path) -> None:
+    engine = PolicyEngine(EmbeddedBackend(), POLICIES, CATALOG, cache_size=20)
+    resources = [Resource("product_docs", "public", pii_types=(t,)) for t in ("email", "phone", "person")]
+    contexts = [
+        RequestContext("support_assistant", "customer_support", "local_smollm2", user=user(name))
+        for name in ("amira.haddad", "ben.okafor", "chloe.martin", "dev.patel", "erin.walsh", "gus.lindqvist")
+    ]
+    for ctx in contexts:
+        engine.decide(ctx, resources)
+    cached = engine._cache
+    assert len(cached) <= 20
+    assert (contexts[-1], resources[-1]) in cached, "the newest decisions stay"
+    assert (contexts[0], None) not in cached, "the oldest went first"
+    assert len(cached) > 10, "a full cache loses a tenth, not everything"

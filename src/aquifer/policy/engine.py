@@ -11,6 +11,7 @@ line of Rego and the next decision uses it, without a restart.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -237,7 +238,7 @@ class PolicyEngine:
     def _lookup(
         self, context: RequestContext, resources: Sequence[Resource], fresh: dict[Resource, Decision]
     ) -> list[Decision] | None:
-        """Each resource's decision, or None when one was evicted meanwhile (a full cache is dropped at once)."""
+        """Each resource's decision, or None when one was evicted meanwhile (a full cache drops its oldest tenth)."""
         cache = self._cache
         out = []
         for r in resources:
@@ -252,8 +253,11 @@ class PolicyEngine:
         return out
 
     def _remember(self, key: tuple[RequestContext, Resource | None], decision: Decision) -> None:
+        # Full: the oldest decisions go first, a tenth at a time (decisions are per user since users are in the
+        # context; dropping all at once made every user's next request cold together).
         if len(self._cache) >= self.cache_size:
-            self._cache.clear()
+            for old in list(itertools.islice(self._cache, max(1, self.cache_size // 10))):
+                del self._cache[old]
         self._cache[key] = decision
 
     def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:

@@ -285,8 +285,8 @@ class Retriever:
             for dataset, (levels, reasons) in sorted(denied.items())
         ]
         with self._lock:
-            if len(self._prefilters) > 10_000:
-                self._prefilters.clear()
+            if len(self._prefilters) >= 10_000:  # the oldest prefilter first (one per user, purpose, model)
+                del self._prefilters[next(iter(self._prefilters))]
             self._prefilters[key] = (allowed, withheld)
         return allowed, withheld
 
