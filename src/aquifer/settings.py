@@ -132,6 +132,18 @@ class Settings(BaseSettings):
     gateway_connect_timeout_s: float = Field(
         default=3.0, gt=0, description="Longest wait to connect to a model endpoint before answering 502."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The service's URL as its clients reach it (behind a proxy: the proxy's), e.g. "
+        "https://aquifer.example.com. Names the MCP endpoint in its protected-resource metadata (RFC 9728) and "
+        "admits that host to /mcp. Default: the URL of each request.",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description="Host headers /mcp answers (DNS-rebinding protection; public_url's host is added). An entry "
+        "ending in :* admits any port.",
+    )
+    mcp_max_sessions: int = Field(default=1000, ge=1, description="Open MCP sessions at most (over Streamable HTTP).")
     bronze_max_file_bytes: int = Field(
         default=128 * 2**20, gt=0, description="A landing file larger than this is quarantined (file_too_large)."
     )

@@ -89,7 +89,11 @@ def load_decisions(lake: Lake, directory: Path) -> pl.LazyFrame:
     """Every decision record: the compacted table, then the log's records beyond it."""
     parts: list[pl.LazyFrame] = []
     if lake.exists(LAYER, TABLE):
-        parts.append(lake.scan(LAYER, TABLE).select(list(SCHEMA)))
+        table = lake.scan(LAYER, TABLE)
+        present = set(table.collect_schema().names())
+        # a table compacted before a column existed (e.g. channel) reads it as null until the next compaction
+        missing = [pl.lit(None, dtype).alias(name) for name, dtype in SCHEMA.items() if name not in present]
+        parts.append(table.with_columns(missing).select(list(SCHEMA)))
     tail = list(read_records(directory, after_seq=table_max_seq(lake))) if directory.exists() else []
     if tail:
         parts.append(to_frame(tail).lazy())

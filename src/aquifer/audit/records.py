@@ -3,8 +3,8 @@
 One record per decision batch (one request): who asked (the agent, and the user it acted for: issuer id and subject,
 with their groups, never a token), for what, through which model and where it runs, under which policy revision;
 the request-level decision; and per resource its id, class, document ACL, lineage ids, allow/deny, reasons, the
-obligations applied and the principals that admitted it. :func:`decision_record` builds it; :func:`to_frame` gives
-its table rows.
+obligations applied and the principals that admitted it; the channel it came through (``rest``, ``gateway``,
+``mcp``, with the MCP ``tool``). :func:`decision_record` builds it; :func:`to_frame` gives its table rows.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ SCHEMA: dict[str, pl.DataType] = {
     "hash": pl.String(),
     "segment": pl.String(),
     "kind": pl.String(),
+    "channel": pl.String(),
+    "tool": pl.String(),
     "agent": pl.String(),
     "user": pl.String(),
     "user_groups": pl.List(pl.String),

@@ -190,3 +190,34 @@ def ask(
 
 
 # -- policy -------------------------------------------------------------------------------------------------------
+
+
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve Aquifer's MCP tools over stdio, for desktop MCP clients (Claude Desktop, IDE agents) that start it.
+
+    The credentials come from the environment, never from arguments (which other users of the machine can see):
+    AQUIFER_AGENT_TOKEN (required), and AQUIFER_USER_TOKEN or AQUIFER_USER_TOKEN_FILE (the user the agent acts for;
+    the file is re-read on every call, so a refresher can replace a short-lived token). Every call is decided,
+    logged and receipted exactly as over HTTP (POST /mcp)."""
+    from aquifer.service.mcp_server import AGENT_TOKEN_ENV, build_server, env_credentials
+    from aquifer.service.metrics import Metrics
+    from aquifer.service.retrieval import Retriever
+
+    if not os.environ.get(AGENT_TOKEN_ENV):
+        raise fail(f"{AGENT_TOKEN_ENV}: not set; put the agent's token there (aquifer agents issue-token)")
+    retriever = Retriever(get_settings())
+    credentials = env_credentials()
+    from aquifer.service.errors import ServiceError
+
+    try:
+        retriever.authenticate(credentials(None).agent_token)
+    except ServiceError as exc:
+        raise fail(f"{AGENT_TOKEN_ENV}: {exc.detail}") from None
+    if problems := retriever.readiness():
+        raise fail("not ready: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), 2)
+    server = build_server(lambda: retriever, Metrics(), credentials)
+    try:
+        server.run()  # stdio until the client closes it
+    finally:
+        retriever.engine.close()

@@ -1,7 +1,8 @@
 """The HTTP front door: ``aquifer serve`` (uvicorn) serves :func:`create_app`.
 
 The app is its lifespan (the shared resources: retriever, gateway, prefilter warmer, metrics), its routers
-(:mod:`aquifer.service.routes`: context, chat, audit, ops) and the one mapping from errors to HTTP answers: a
+(:mod:`aquifer.service.routes`: context, chat, audit, ops; the MCP server at ``/mcp``,
+:mod:`aquifer.service.mcp_http`) and the one mapping from errors to HTTP answers: a
 domain error (:mod:`aquifer.service.errors`) becomes its status and body, in OpenAI's shape on the OpenAI-compatible
 routes; a request FastAPI cannot validate or parse is 422 naming the field (400 on those routes); no stack trace
 ever leaves the process.
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aquifer.ids import IDENTIFIER_PATTERN
+from aquifer.service import mcp_http
 from aquifer.service.errors import InvalidRequest, ServiceError, error_body, openai_body, status_of
 from aquifer.service.gateway import Gateway
 from aquifer.service.metrics import Metrics
@@ -34,6 +36,7 @@ log = logging.getLogger("aquifer.service")
 def create_app(settings: Settings | None = None, *, retriever: Retriever | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
+    mcp_running: Any = None  # set below, once the app exists: the MCP session manager of each lifespan
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +47,8 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
             interval = max(settings.policy_reload_interval_s, 0.5)
             warmer = PrefilterWarmer(app.state.retriever, interval_s=interval).start()
         app.state.warmer = warmer
-        yield
+        async with mcp_running():
+            yield
         if warmer is not None:
             warmer.stop()
         await app.state.gateway.aclose()
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
     app.state.metrics = metrics
     for router in (context.router, chat.router, audit.router, ops.router):
         app.include_router(router)
+    mcp_running = mcp_http.install(app, settings, metrics)
     app.mount(ops.DOCS_ASSETS, ops.docs_assets, name="docs-assets")
     _document_openai_errors(app)
 

@@ -131,6 +131,7 @@ class Gateway:
             retrieval,
             timings,
             kind="chat",
+            channel="gateway",
             query_chars=len(turns[-1][1]),
             upstream={
                 "endpoint": model.endpoint,
@@ -173,7 +174,7 @@ class Gateway:
             first = exc.errors()[0]
             where = "metadata.purpose" if first["loc"][0] == "purpose" else ".".join(map(str, first["loc"]))
             raise InvalidRequest(f"{where}: {first['msg']}", field=where) from None
-        return self.retriever.retrieve(agent, request, timings, kind="chat", user=user)
+        return self.retriever.retrieve(agent, request, timings, kind="chat", user=user, fields={"channel": "gateway"})
 
     # -- 5: forward --------------------------------------------------------------------------------------------
 

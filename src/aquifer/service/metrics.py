@@ -67,6 +67,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        self.mcp = Counter(
+            "aquifer_mcp_calls_total",
+            "MCP tool calls and resource reads, by tool (or resource) and outcome (ok, or the error kind)",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
         self.alerts = Counter(
             "aquifer_prefilter_alerts_total",
             "Chunks the prefilter let through but the policy denied (dropped)",

@@ -291,12 +291,20 @@ class Retriever:
         return allowed, withheld
 
     def retrieve(
-        self, agent: str, request: ContextRequest, timings: Timings, *, kind: str = "context", user: User | None = None
+        self,
+        agent: str,
+        request: ContextRequest,
+        timings: Timings,
+        *,
+        kind: str = "context",
+        user: User | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> Retrieval:
-        """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (401/403)."""
+        """Steps 2-7: decide, search, re-check, redact, collapse and pack. Logs only a refusal (401/403), with
+        ``fields`` (e.g. the channel and tool of an MCP call)."""
         ctx = RequestContext(agent, request.purpose, request.model, action=ACTIONS_OF_KINDS[kind], user=user)
         with timings.stage("policy"):
-            self.authorize(ctx, kind=kind)
+            self.authorize(ctx, kind=kind, **(fields or {}))
             version = self.resolve_version(request.as_of)
             allowed, withheld = self.allowed_classes(ctx, version)
         moment = _as_of_time(request.as_of) or dt.datetime.now(dt.UTC)
@@ -348,15 +356,23 @@ class Retriever:
         return self.index.row(chunk_id)
 
     def lineage(
-        self, agent: str, chunk_id: str, *, purpose: str | None, model: str | None, user: User | None = None
+        self,
+        agent: str,
+        chunk_id: str,
+        *,
+        purpose: str | None,
+        model: str | None,
+        user: User | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The lineage of a chunk this agent (for this user) may read for this purpose and model (default: its
-        first purpose and its default model), back to its landing file. Logged (kind ``lineage``) whatever the
-        answer."""
+        first purpose and its default model), back to its landing file. Logged (kind ``lineage``, plus ``fields``)
+        whatever the answer."""
         entry = self.engine.catalog.agents[agent]
         purpose, model = purpose or entry.purposes[0], model or entry.default_model
         ctx = RequestContext(agent, purpose, model, action="read_lineage", user=user)
-        self.authorize(ctx, kind="lineage", ref=chunk_id)
+        fields = {"ref": chunk_id} | (fields or {})
+        self.authorize(ctx, kind="lineage", **fields)
         row = self.indexed_row(chunk_id)
         resources = [Resource.from_row(row)] if row else []
         batch = self.engine.decide(ctx, resources)
@@ -374,7 +390,7 @@ class Retriever:
             lineage=lineage,
             documents=[row.get("doc_id")] if row else [],
         )
-        self.log.append(record | {"ref": chunk_id})
+        self.log.append(record | fields)
         if row is None or not batch.resources[0].allow:
             # the same answer whether the chunk is unknown or withheld: a denial leaves no trace
             raise NotFound(f"no chunk {chunk_id} that agent {agent} may read")
@@ -474,10 +490,17 @@ class Retriever:
                 self.alerts.extend(alerts)
 
     def context(
-        self, agent: str, request: ContextRequest, timings: Timings, *, user: User | None = None
+        self,
+        agent: str,
+        request: ContextRequest,
+        timings: Timings,
+        *,
+        user: User | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> ContextResponse:
-        retrieval = self.retrieve(agent, request, timings, user=user)
-        self.commit(retrieval, timings, query_chars=len(request.query))
+        """Steps 2-8 (``/v1/context``, the MCP tool ``search_context``); ``fields`` go into the decision record."""
+        retrieval = self.retrieve(agent, request, timings, user=user, fields=fields)
+        self.commit(retrieval, timings, query_chars=len(request.query), **(fields or {}))
         return self.response(retrieval)
 
     def response(self, retrieval: Retrieval) -> ContextResponse:

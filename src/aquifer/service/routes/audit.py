@@ -22,7 +22,7 @@ def lineage(
     model: Annotated[Identifier | None, Query(description="Default: the agent's default model")] = None,
 ) -> dict[str, Any]:
     """The lineage of a chunk this agent may read (for this purpose and model), back to its landing file."""
-    return retriever.lineage(agent, chunk_id, purpose=purpose, model=model, user=user)
+    return retriever.lineage(agent, chunk_id, purpose=purpose, model=model, user=user, fields={"channel": "rest"})
 
 
 @router.get(

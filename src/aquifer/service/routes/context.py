@@ -22,7 +22,7 @@ def context(
     """Governed context for a query: only chunks this agent (and the user it acts for, ``X-Aquifer-User-Token``)
     may see for this purpose through this model, redacted as the policy requires, each with its provenance receipt.
     The ``Server-Timing`` header gives the time of each stage in milliseconds."""
-    response = retriever.context(agent, body, timings, user=user)
+    response = retriever.context(agent, body, timings, user=user, fields={"channel": "rest"})
     http.headers["Server-Timing"] = timings.server_timing()
     metrics.observe_stages(timings)
     metrics.requests.labels("context", "200").inc()
