@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -484,20 +484,54 @@ def test_stdio_refuses_to_start_without_a_valid_agent_token(world: dict[str, Any
     assert not bad.stdout  # stdout is the protocol's: nothing else is written there
 
 
-def test_a_policy_engine_that_is_down_is_an_error_and_zero_chunks(world: dict[str, Any]) -> None:
-    from tests.servers import free_port
+@pytest.mark.skipif(shutil.which("opa") is None, reason="no `opa` command on PATH (see tests/test_opa.py)")
+def test_on_real_opa_the_same_denials_and_an_engine_that_goes_away_is_an_error_with_zero_chunks(
+    world: dict[str, Any],
+) -> None:
+    import subprocess
 
-    dead = {"AQUIFER_POLICY_ENGINE": "opa", "AQUIFER_OPA_URL": f"http://127.0.0.1:{free_port()}"}
+    from tests.servers import free_port, wait_http
 
-    async def session() -> Any:
-        async with stdio(world, "support_assistant", **dead) as c:
-            return await c.call_tool("search_context", {"query": "reset", "purpose": "customer_support"})
+    port = free_port()
+    opa = subprocess.Popen(
+        ["opa", "run", "--server", "--addr", f"127.0.0.1:{port}", str(world["root"] / "policies")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health", opa, timeout_s=60)
+    engine = {"AQUIFER_POLICY_ENGINE": "opa", "AQUIFER_OPA_URL": f"http://127.0.0.1:{port}"}
+    query, purpose = QUESTIONS["support_assistant"]
+
+    async def session() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with stdio(world, "support_assistant", **engine) as c:
+            out["allowed"] = await c.call_tool("search_context", {"query": query, "purpose": purpose})
+            out["denied"] = await c.call_tool("search_context", {"query": query, "purpose": "hr_casework"})
+            out["lineage"] = await c.call_tool("explain", {"dataset": "hr_case_notes"})
+            opa.terminate()
+            opa.wait(10)
+            out["down"] = await c.call_tool("search_context", {"query": query, "purpose": "marketing"})
+            out["sources"] = await c.call_tool("list_sources", {"purpose": "finance"})
+        return out
 
     try:
-        result = run(session())
-    except BaseException as exc:  # refusing to start (not ready) is failing closed too
-        assert "not ready" in repr(exc) or "Connection closed" in repr(exc), repr(exc)
-        return
-    assert result.is_error and result.structured_content["error"] == "unavailable"
-    assert "chunks" not in result.structured_content
-    assert os.environ.get("AQUIFER_AGENT_TOKEN") is None
+        out = run(session())
+    finally:
+        if opa.poll() is None:
+            opa.terminate()
+    rest = rest_context(world, "support_assistant", query, purpose)  # the embedded engine
+    assert [c["chunk_id"] for c in out["allowed"].structured_content["chunks"]] == [
+        c["chunk_id"] for c in rest["chunks"]
+    ]
+    embedded = run(
+        call(http_client(world, "support_assistant"), "search_context", {"query": query, "purpose": "hr_casework"})
+    )
+    assert (
+        out["denied"].is_error and out["denied"].structured_content["reasons"] == embedded.structured_content["reasons"]
+    )
+    on_embedded = run(call(http_client(world, "support_assistant"), "explain", {"dataset": "hr_case_notes"}))
+    assert out["lineage"].structured_content["decisions"] == on_embedded.structured_content["decisions"]
+    for result in (out["down"], out["sources"]):
+        assert result.is_error, result.content
+        assert result.structured_content["error"] == "unavailable"
+        assert "chunks" not in result.structured_content

@@ -137,12 +137,28 @@ class OpaBackend:
         client = self._connect()
         try:
             existing = [str(p) for p in client.get_policies_list()]
-            for rel, text in source.modules.items():
-                policy_id = next((p for p in existing if p == rel or p.endswith("/" + rel)), f"aquifer/{rel}")
-                client.update_policy_from_string(text, policy_id, rego_compat=False)
+            # OPA compiles every PUT against the modules it already holds, so a module calling a function of one
+            # not pushed yet (acl.rego calls context.rego's _s) is refused into an empty server: push what
+            # compiles, then retry the rest, until a round makes no progress (a real compile error).
+            pending = dict(source.modules)
+            while pending:
+                failed: dict[str, str] = {}
+                last: Exception | None = None
+                for rel, text in pending.items():
+                    policy_id = next((p for p in existing if p == rel or p.endswith("/" + rel)), f"aquifer/{rel}")
+                    try:
+                        client.update_policy_from_string(text, policy_id, rego_compat=False)
+                    except Exception as exc:
+                        failed[rel], last = text, exc
+                if len(failed) == len(pending) and last is not None:
+                    raise last
+                pending = failed
             client.update_or_create_data(source.data["aquifer"]["catalog"], "aquifer/catalog")
         except Exception as exc:
             msg = f"could not load the policy into OPA at {self.url}: {exc}"
+            if "undefined function" in str(exc):
+                # the modules call each other's functions, so an empty server cannot take them one PUT at a time
+                msg += " (start OPA with the policy: `opa run --server policies/`; Aquifer then replaces it in place)"
             raise PolicyEngineUnavailable(msg) from exc
 
     def evaluate(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:

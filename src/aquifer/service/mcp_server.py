@@ -37,14 +37,24 @@ from aquifer.identity.user import User
 from aquifer.ids import CHUNK_ID_PATTERN, IDENTIFIER_PATTERN
 from aquifer.policy import RequestContext, Resource
 from aquifer.service.errors import InvalidRequest, NotFound, ServiceError, Unauthenticated
+from aquifer.service.mcp_schemas import (
+    CHANNEL,
+    ClassDecision,
+    ExplainResult,
+    LineageResult,
+    NumberedChunk,
+    PurposeView,
+    SearchResult,
+    SourceInfo,
+    SourcesResult,
+)
 from aquifer.service.metrics import Metrics, Timings
 from aquifer.service.packing import Stamp, pack
 from aquifer.service.retrieval import Retrieval, Retriever, _aware
-from aquifer.service.schemas import Chunk, ContextRequest, ContextResponse, Withheld
+from aquifer.service.schemas import ContextRequest, ContextResponse
 
 log = logging.getLogger("aquifer.mcp")
 
-CHANNEL = "mcp"
 CATALOG_URI = "aquifer://catalog"
 CHUNK_URI = "aquifer://chunk/{chunk_id}"
 AGENT_TOKEN_ENV, USER_TOKEN_ENV, USER_TOKEN_FILE_ENV = (
@@ -97,79 +107,6 @@ def env_credentials(environ: dict[str, str] | None = None) -> CredentialSource:
         return Credentials(env.get(AGENT_TOKEN_ENV), user)
 
     return source
-
-
-# -- what the tools answer -----------------------------------------------------------------------------------------
-
-
-class NumberedChunk(Chunk):
-    n: int = Field(description="Cite this chunk as [n]")
-    resource_uri: str = Field(description="aquifer://chunk/<id>: read it again later (re-decided on every read)")
-
-
-class SearchResult(ContextResponse):
-    """``/v1/context``'s answer, each chunk numbered for citation; ``tool`` and ``channel`` as logged."""
-
-    channel: str = CHANNEL
-    tool: str = "search_context"
-    chunks: list[NumberedChunk]  # type: ignore[assignment]
-
-
-class LineageResult(BaseModel):
-    chunk_id: str
-    lineage: dict[str, Any] = Field(description="The walk from platinum back to the landing file, as /v1/lineage")
-
-
-class PurposeView(BaseModel):
-    purpose: str
-    allowed: bool = Field(description="Whether this agent (and user) may read context for this purpose at all")
-    reasons: list[str] = Field(default_factory=list, description="Why not, when not allowed")
-    explanations: list[str] = Field(default_factory=list)
-    readable: list[str] = Field(default_factory=list, description="Datasets with something readable")
-    withheld: list[Withheld] = Field(default_factory=list, description="What is withheld, per dataset, and why")
-
-
-class SourceInfo(BaseModel):
-    dataset: str
-    description: str
-    owner: str
-    classification: str = Field(description="The catalog's default classification (documents may be higher)")
-    allowed_purposes: list[str]
-
-
-class SourcesResult(BaseModel):
-    agent: str
-    user: str | None
-    model: str
-    locality: str
-    policy_revision: str
-    index_version: int
-    purposes: list[PurposeView]
-    sources: list[SourceInfo]
-
-
-class ClassDecision(BaseModel):
-    classification: str
-    layer: str
-    pii_types: list[str]
-    untrusted: bool
-    allow: bool
-    reasons: list[str]
-    explanations: list[str]
-    redact: list[str] = Field(default_factory=list, description="PII types redacted before serving")
-    label: str | None = None
-
-
-class ExplainResult(BaseModel):
-    agent: str
-    user: str | None
-    purpose: str
-    model: str
-    policy_revision: str
-    chunk_id: str | None = None
-    dataset: str
-    decisions: list[ClassDecision] = Field(description="For a chunk: its decision; for a dataset: one per class")
-    summary: str
 
 
 # -- the server ------------------------------------------------------------------------------------------------------
