@@ -535,3 +535,46 @@ def test_on_real_opa_the_same_denials_and_an_engine_that_goes_away_is_an_error_w
         assert result.is_error, result.content
         assert result.structured_content["error"] == "unavailable"
         assert "chunks" not in result.structured_content
+
+
+def test_hostile_protocol_input_gets_a_clear_answer_never_a_5xx(world: dict[str, Any]) -> None:
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    auth = accept | headers(world, "support_assistant")
+    url = world["url"] + "/mcp"
+    bodies: list[bytes] = [
+        b"{not json",
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search_context"}}',
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "x" * 10_000}).encode(),
+        b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ]
+    for body in bodies:
+        answer = httpx.post(url, content=body, headers=auth, timeout=30)
+        assert answer.status_code < 500, (body[:60], answer.status_code, answer.text[:200])
+    huge = httpx.post(url, content=b"{" + b" " * (5 * 2**20) + b"}", headers=auth, timeout=30)
+    assert huge.status_code in (400, 413), huge.status_code
+    # other hosts are refused (DNS rebinding), before any session is opened
+    rebound = httpx.post(url, content=b"{}", headers=auth | {"Host": "evil.example"}, timeout=10)
+    assert rebound.status_code in (403, 421), rebound.status_code
+
+    async def session() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with http_client(world, "support_assistant") as c:
+            out["unknown_tool"] = await c.call_tool("drop_tables", {})
+            out["long_query"] = await c.call_tool("search_context", {"query": "x" * 5000, "purpose": "customer_support"})
+            out["extra"] = await c.call_tool("list_sources", {"purpose": "customer_support", "admin": True})
+            for uri in ("aquifer://chunk/../../etc/passwd", "aquifer://chunk/gld_zz", "aquifer://nothing"):
+                try:
+                    await c.read_resource(uri)
+                    out[uri] = "read"
+                except MCPError as exc:
+                    out[uri] = exc.error.message
+        return out
+
+    out = run(session())
+    assert out["unknown_tool"].is_error and "drop_tables" in out["unknown_tool"].content[0].text
+    assert out["long_query"].is_error and "query" in out["long_query"].content[0].text
+    assert not out["extra"].is_error or "admin" in out["extra"].content[0].text
+    for uri in ("aquifer://chunk/../../etc/passwd", "aquifer://chunk/gld_zz", "aquifer://nothing"):
+        assert out[uri] != "read", uri

@@ -86,6 +86,7 @@ def up(
 
         console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
         console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
+        console.print(f"[bold]MCP[/]         http://127.0.0.1:{api_port}/mcp (Streamable HTTP; `aquifer mcp` for stdio)")
         if model:
             console.print(f"[bold]Local model[/] http://127.0.0.1:{model_port}/v1 ({SERVED_NAME}, llama.cpp)")
         if idp_port is not None:
