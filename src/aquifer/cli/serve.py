@@ -86,7 +86,9 @@ def up(
 
         console.print(f"\n[bold]Dagster UI[/]  http://127.0.0.1:{ui_port}")
         console.print(f"[bold]API docs[/]    http://127.0.0.1:{api_port}/docs")
-        console.print(f"[bold]MCP[/]         http://127.0.0.1:{api_port}/mcp (Streamable HTTP; `aquifer mcp` for stdio)")
+        console.print(
+            f"[bold]MCP[/]         http://127.0.0.1:{api_port}/mcp (Streamable HTTP; `aquifer mcp` for stdio)"
+        )
         if model:
             console.print(f"[bold]Local model[/] http://127.0.0.1:{model_port}/v1 ({SERVED_NAME}, llama.cpp)")
         if idp_port is not None:
@@ -201,23 +203,31 @@ def mcp_stdio() -> None:
     AQUIFER_AGENT_TOKEN (required), and AQUIFER_USER_TOKEN or AQUIFER_USER_TOKEN_FILE (the user the agent acts for;
     the file is re-read on every call, so a refresher can replace a short-lived token). Every call is decided,
     logged and receipted exactly as over HTTP (POST /mcp)."""
-    from aquifer.service.mcp_server import AGENT_TOKEN_ENV, build_server, env_credentials
+    from aquifer.catalog import load_catalog
+    from aquifer.credentials import AuthenticationError, Authenticator, CredentialStore
+    from aquifer.service.mcp_server import AGENT_TOKEN_ENV, USER_TOKEN_ENV, build_server, env_credentials
     from aquifer.service.metrics import Metrics
     from aquifer.service.retrieval import Retriever
 
+    settings = get_settings()
     if not os.environ.get(AGENT_TOKEN_ENV):
         raise fail(f"{AGENT_TOKEN_ENV}: not set; put the agent's token there (aquifer agents issue-token)")
-    retriever = Retriever(get_settings())
     credentials = env_credentials()
-    from aquifer.service.errors import ServiceError
-
+    # the token first, before the embedding model loads: a wrong one fails in a blink, not after seconds
+    authenticator = Authenticator(
+        CredentialStore(settings.credentials_file), production=settings.environment == "production"
+    )
     try:
-        retriever.authenticate(credentials(None).agent_token)
-    except ServiceError as exc:
-        raise fail(f"{AGENT_TOKEN_ENV}: {exc.detail}") from None
+        authenticator.authenticate(credentials(None).agent_token, catalog=load_catalog(settings.catalog_dir))
+    except AuthenticationError as exc:
+        raise fail(f"{AGENT_TOKEN_ENV}: {exc}") from None
+    except Exception as exc:  # a catalog that does not load
+        raise fail(f"cannot check {AGENT_TOKEN_ENV}: {exc}", 2) from None
+    retriever = Retriever(settings, authenticator=authenticator)
     if problems := retriever.readiness():
         raise fail("not ready: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), 2)
-    server = build_server(lambda: retriever, Metrics(), credentials)
+    user_token = f"{USER_TOKEN_ENV} (or {USER_TOKEN_ENV}_FILE)"
+    server = build_server(lambda: retriever, Metrics(), credentials, user_token_name=user_token)
     try:
         server.run()  # stdio until the client closes it
     finally:

@@ -6,8 +6,9 @@ authenticate.
   stranger never gets a tool list. The SDK binds each session to the agent that opened it (another credential
   gets 404 for that session id), and each tool call re-reads its own request's tokens (:mod:`.mcp_server`).
 - ``/.well-known/oauth-protected-resource/mcp`` (RFC 9728; also without the ``/mcp`` suffix) names the resource, the
-  trusted issuers of ``catalog/identity.yaml`` (whose tokens go in ``X-Aquifer-User-Token``) and the header the
-  agent token goes in. Its URLs come from ``public_url`` when set, else from the request.
+  header the agent token goes in, and the trusted issuers of ``catalog/identity.yaml`` whose tokens go in
+  ``X-Aquifer-User-Token`` (as ``aquifer_user_token_issuers``, not ``authorization_servers``: no OAuth server
+  issues agent tokens). Its URLs come from ``public_url`` when set, else from the request.
 - DNS-rebinding protection (the SDK's): only the loopback hosts, ``mcp_allowed_hosts`` and ``public_url``'s host.
 """
 
@@ -100,16 +101,19 @@ def protected_resource_metadata(settings: Settings, retriever: Retriever, reques
     """RFC 9728 metadata of ``/mcp``."""
     base = base_url(settings, request=request)
     issuers = [i.issuer for i in retriever.engine.catalog.identity.issuers]
+    # No ``authorization_servers``: the bearer token of /mcp is an Aquifer agent token, which no OAuth server
+    # issues, and a client told to fetch one from the IdPs would loop on 401. The IdPs' tokens are user tokens.
     return {
         "resource": base + MCP_PATH,
-        "authorization_servers": issuers,
         "bearer_methods_supported": ["header"],
         "scopes_supported": [SCOPE],
         "resource_name": "Aquifer governed context (MCP)",
         "resource_documentation": base + "/docs",
-        # Aquifer's own members: where each credential goes
-        "aquifer_agent_token": "Authorization: Bearer <agent token> (aquifer agents issue-token)",
+        # Aquifer's own members (RFC 9728 section 2 allows others): where each credential goes, and who may issue
+        # the user's
+        "aquifer_agent_token": "Authorization: Bearer <agent token> (issued by `aquifer agents issue-token`)",
         "aquifer_user_token_header": USER_TOKEN_HEADER,
+        "aquifer_user_token_issuers": issuers,
     }
 
 

@@ -18,6 +18,7 @@ policy's reason codes and explanations, never an empty success.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from aquifer.audit import decision_record, request_record
@@ -36,6 +37,7 @@ from aquifer.catalog import Catalog
 from aquifer.identity.user import User
 from aquifer.ids import CHUNK_ID_PATTERN, IDENTIFIER_PATTERN
 from aquifer.policy import RequestContext, Resource
+from aquifer.service.deps import USER_TOKEN_HEADER
 from aquifer.service.errors import InvalidRequest, NotFound, ServiceError, Unauthenticated
 from aquifer.service.mcp_schemas import (
     CHANNEL,
@@ -374,11 +376,15 @@ def as_text(result: SearchResult) -> str:
         + (f" acting for {result.user}" if result.user else "")
         + f" (purpose {result.purpose}, model {result.model}, {result.locality}; decision {result.decision_id})."
     ]
-    if not result.chunks:
+    if not result.chunks and not (result.over_budget or result.near_duplicates):
         lines.append("No chunk this agent may read matched.")
     for c in result.chunks:
         label = f", {c.label}" if c.label else ""
         lines.append(f"\n[{c.n}] {c.dataset} ({c.classification}{label}) {c.chunk_id}\n{c.text}")
+    if result.over_budget:
+        lines.append(f"\n{result.over_budget} more allowed chunk(s) left out to stay within max_tokens.")
+    if result.near_duplicates:
+        lines.append(f"\n{result.near_duplicates} allowed chunk(s) left out as near-duplicates of one served.")
     for w in result.withheld:
         lines.append(f"\nWithheld by policy: {w.dataset} ({', '.join(w.classifications)}): {'; '.join(w.explanations)}")
     return "\n".join(lines)
@@ -401,33 +407,51 @@ OptionalPurpose = Annotated[
 ChunkId = Annotated[str, Field(pattern=CHUNK_ID_PATTERN, description="A chunk id (gld_...) or platinum id")]
 
 
-def build_server(retriever: Callable[[], Retriever], metrics: Metrics, credentials: CredentialSource) -> MCPServer[Any]:
-    """The MCP server over a retriever (a callable: the service creates it in its lifespan, after this)."""
+def build_server(
+    retriever: Callable[[], Retriever],
+    metrics: Metrics,
+    credentials: CredentialSource,
+    *,
+    user_token_name: str = USER_TOKEN_HEADER,
+) -> MCPServer[Any]:
+    """The MCP server over a retriever (a callable: the service creates it in its lifespan, after this).
+    ``user_token_name`` is where this transport's caller puts the user token (refusals name it)."""
     governed = Governed(retriever, metrics, credentials)
+
+    def refused(exc: ServiceError) -> ServiceError:
+        if user_token_name != USER_TOKEN_HEADER:
+            exc.detail = exc.detail.replace(USER_TOKEN_HEADER, user_token_name)
+        return exc
+
+    def tool(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A read-only tool, described by its docstring without the source's indentation."""
+        hints = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+        return server.tool(description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints)(fn)
+
     server: MCPServer[Any] = MCPServer(
         "aquifer", title="Aquifer governed context", version="0.1.0", instructions=INSTRUCTIONS, log_level="WARNING"
     )
 
     def run(
-        tool: str, ctx: Context | None, call: Callable[[Caller], BaseModel], text: Callable[[Any], str]
+        name: str, ctx: Context | None, call: Callable[[Caller], BaseModel], text: Callable[[Any], str]
     ) -> CallToolResult:
         try:
             result = call(governed.caller(ctx))
         except ServiceError as exc:
-            metrics.mcp.labels(tool, exc.error).inc()
-            return error_result(exc)
+            metrics.mcp.labels(name, exc.error).inc()
+            return error_result(refused(exc))
         except Exception:
-            log.exception("MCP tool %s failed", tool)
-            metrics.mcp.labels(tool, "internal").inc()
+            log.exception("MCP tool %s failed", name)
+            metrics.mcp.labels(name, "internal").inc()
             return error_result(ServiceError("internal error; see the service log"))
-        metrics.mcp.labels(tool, "ok").inc()
+        metrics.mcp.labels(name, "ok").inc()
         data = result.model_dump(mode="json")
         return CallToolResult(content=[TextContent(type="text", text=text(result))], structured_content=data)
 
     def as_json(result: BaseModel) -> str:
         return json.dumps(result.model_dump(mode="json"), indent=1, ensure_ascii=False)
 
-    @server.tool(annotations=None)
+    @tool
     def search_context(
         query: Query,
         purpose: Purpose,
@@ -448,7 +472,7 @@ def build_server(retriever: Callable[[], Retriever], metrics: Metrics, credentia
             as_text,
         )
 
-    @server.tool()
+    @tool
     def get_lineage(
         chunk_id: ChunkId, ctx: Context, purpose: OptionalPurpose = None
     ) -> Annotated[CallToolResult, LineageResult]:
@@ -456,13 +480,13 @@ def build_server(retriever: Callable[[], Retriever], metrics: Metrics, credentia
         may not read)."""
         return run("get_lineage", ctx, lambda c: governed.get_lineage(c, chunk_id, purpose), as_json)
 
-    @server.tool()
+    @tool
     def list_sources(ctx: Context, purpose: OptionalPurpose = None) -> Annotated[CallToolResult, SourcesResult]:
         """What this agent (and user) may read, per purpose, and what the policy withholds and why; with the
         catalog's description of every source."""
         return run("list_sources", ctx, lambda c: governed.list_sources(c, purpose), as_json)
 
-    @server.tool()
+    @tool
     def explain(
         ctx: Context,
         chunk_id: Annotated[str | None, Field(pattern=CHUNK_ID_PATTERN, description="A chunk id")] = None,
@@ -497,6 +521,7 @@ def build_server(retriever: Callable[[], Retriever], metrics: Metrics, credentia
             result = call(governed.caller(ctx))
         except ServiceError as exc:
             metrics.mcp.labels(name, exc.error).inc()
+            exc = refused(exc)
             code = INVALID_PARAMS if isinstance(exc, InvalidRequest | NotFound) else _ERROR_CODES.get(exc.error, -32603)
             data = {"error": exc.error, "reasons": exc.reasons, "explanations": exc.explanations}
             raise MCPError(code=code, message=f"{exc.error}: {exc.detail}", data=data) from None
