@@ -25,7 +25,7 @@ export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup browser oidc-provider up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway policy-test serve clean
+.PHONY: help setup browser oidc-provider up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway bench-mcp policy-test serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ serve: setup ## Serve the API alone on http://127.0.0.1:8000 (docs at /docs)
 
 bench-gateway: materialize ## Gateway overhead vs llama.cpp direct, context tokens, prompt-cache reuse (~5 min)
 	$(BIN)/python bench/gateway.py
+
+bench-mcp: materialize ## MCP search_context vs POST /v1/context: latency, concurrency 4, session open (~1-2 min)
+	$(BIN)/python bench/mcp.py
 
 bench-policy: setup ## Policy decision benchmark (microseconds per decision)
 	$(BIN)/python bench/policy.py

@@ -4,24 +4,41 @@ to ``POST /v1/context``, in one run against one real ``aquifer serve`` (uvicorn)
 Not a test: run ``python bench/mcp.py`` (``make bench-mcp``) after ``make up`` or ``aquifer materialize`` has built
 the index of the sample corpus (``--data-dir``, default ``./data``; it is copied, the server writes its decision log
 into the copy). Agent ``support_assistant`` (its development token), purpose ``customer_support``, model
-``local_smollm2`` for REST (the MCP tool uses the agent's default model, the same one), top_k 8 on both channels.
+``local_smollm2`` for REST (the MCP tool uses the agent's default model, the same one), top_k 8 on every channel.
+
+Three channels, each a client of the same server:
+
+* ``rest``: one ``httpx.Client`` (keep-alive), ``POST /v1/context``, the JSON parsed;
+* ``mcp``: the official SDK's ``mcp.Client`` as it comes (``mode="auto"``: it negotiates the newest protocol the
+  server speaks, 2026-07-28 with this SDK: ``server/discover``, then each call a plain JSON response);
+* ``mcp_legacy``: the same client with ``mode="legacy"``: the ``initialize`` handshake of the 2025 protocol, an
+  ``Mcp-Session-Id``, SSE-framed responses (what clients built on the 2025 protocol do).
+
+Each MCP channel is one long-lived client (one ``mcp.Client`` for the whole run, as an MCP host holds one); each
+measured call is one ``call_tool`` round trip, the SDK's result parsing and output-schema validation included.
 
 * **Unique queries.** The service keeps an LRU of query vectors, so a repeated query would skip the embedding (most
   of a call's CPU). Every measured call is a question the server has not seen: templates x topics, shuffled, one
-  question per measurement. Both channels get the same question, the one going second with a trailing space
-  appended: another LRU key, the same tokens for the embedding model's tokenizer (checked here: the two vectors are
-  compared in process), so both channels pay the embedding and must return the same chunks.
-* **Sequential.** One MCP session (one ``mcp.Client`` for the whole run, as an MCP client holds one) and one
-  ``httpx.Client`` (keep-alive) for REST; per question one REST call and one tool call, the order alternating per
-  question, so the machine's noise hits both. 10 calls per channel of warm-up first, not measured.
-* **Chunk ids.** For every question, the chunk ids (in order) of both channels are compared; mismatches are
-  counted and printed (expected: 0).
-* **Session open.** A new ``mcp.Client`` per question: ``initialize`` (the handshake), then the first tool call
-  (which also lists the tools: the client validates results against the tool's output schema); against a new
-  ``httpx.Client`` (a new connection) and its first POST.
-* **Concurrency.** ``--concurrency`` (4) MCP sessions (asyncio tasks, one event loop) against as many REST clients
-  (threads), in rounds of ``--round`` questions, the channel order alternating per round: p50/p99 per call and
-  throughput (calls over the summed wall time of that channel's rounds).
+  question per measurement, sent to every channel. The channel going k-th sends it with k trailing spaces: another
+  LRU key, the same tokens for the embedding model (checked: the vectors are compared, in a child process), so
+  every channel pays the embedding and all must return the same chunks.
+* **Sequential.** Per question one call per channel, the order cycling through all six permutations, so the
+  machine's noise hits every channel alike. 10 questions of warm-up first, not measured.
+* **Chunk ids.** For every question, the chunk ids (in order) of every channel are compared with REST's; mismatches
+  are counted and printed (expected: 0).
+* **Session open.** A new client per question (constructed outside the timing): the handshake (``server/discover``
+  or ``initialize``), then the first tool call, which also lists the tools (the client validates results against
+  the tool's output schema, compiled on first use); against a new ``httpx.Client``'s first POST (a new connection).
+* **Concurrency.** ``--concurrency`` (4) clients per channel (MCP: asyncio tasks in one event loop; REST: threads),
+  in rounds of ``--round`` questions, the channel order cycling per round: p50/p99 per call and throughput (calls
+  over the summed wall time of that channel's rounds).
+* **Attribution.** One repeated question (an LRU hit: no embedding, so the transport's share is largest), in blocks
+  per channel: round trip p50, this process's CPU per call (``time.process_time``), the server's CPU per call
+  (``/proc/<pid>/stat`` over the blocks) and the SDK client's output-schema validation per call (measured by
+  wrapping ``ClientSession.validate_tool_result``; the wrapper costs microseconds).
+
+The measuring process stays lean (the vector check runs in a child process) and records its own garbage
+collections per part (``client_gc``): a full collection lands on every call in flight.
 
 Prints a JSON summary and a markdown table; writes the JSON (``--json``, default ``bench/results/mcp.json``).
 """
@@ -31,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -39,11 +57,13 @@ import queue
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,21 +83,21 @@ TOOL = "search_context"
 TARGET = 1.15
 
 TEMPLATES = [
-    "how do I {t}?",
+    "how do I handle {t}?",
     "what is the process for {t}?",
     "a customer asks about {t}: what should I tell them?",
     "can you explain {t} step by step?",
     "what did customers report about {t}?",
     "is there a known issue with {t}?",
     "where is {t} documented?",
-    "what changed recently in {t}?",
+    "what changed recently about {t}?",
     "who owns {t} and how do I escalate it?",
-    "why does {t} fail for some accounts?",
+    "why do problems with {t} affect only some accounts?",
     "what are the limits on {t}?",
     "give me a short summary of {t}",
     "what is the policy for {t}?",
-    "how long does {t} usually take?",
-    "what should support check first about {t}?",
+    "how long does dealing with {t} usually take?",
+    "what should support check first for {t}?",
     "what are common mistakes with {t}?",
 ]
 TOPICS = [
@@ -113,7 +133,29 @@ TOPICS = [
     "resetting the device",
     "firmware updates",
     "a slow dashboard",
+    "a failed payment",
+    "inviting a new team member",
+    "the mobile app crashing",
+    "a lost order confirmation",
+    "changing the account owner",
+    "the warranty",
+    "a late delivery",
+    "the sandbox environment",
+    "importing a CSV file",
+    "the search index being out of date",
+    "a locked account",
+    "the developer portal",
+    "the invoice currency",
+    "cancelling a subscription",
+    "the support hours",
+    "a data export that never finished",
 ]
+
+CHANNELS = ("rest", "mcp", "mcp_legacy")
+MCP_MODES = {"mcp": "auto", "mcp_legacy": "legacy"}
+"""The MCP channels and the ``mcp.Client`` mode of each."""
+ORDERS = list(itertools.permutations(CHANNELS))
+"""Who goes first: cycled per question (sequential, session open) or per round (concurrency, attribution)."""
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
@@ -124,6 +166,11 @@ def questions(seed: int) -> list[str]:
     random.Random(seed).shuffle(out)
     assert len(set(out)) == len(out)
     return out
+
+
+def variant(question: str, position: int) -> str:
+    """The question as the channel going ``position``-th sends it: another LRU key, the same tokens."""
+    return question + " " * position
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -141,24 +188,55 @@ def summary(values_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def variant(question: str, second: bool) -> str:
-    """The question as the channel going first / second sends it (a different LRU key, the same tokens)."""
-    return question + " " if second else question
-
-
 def stages(header: str) -> dict[str, float]:
     """A ``Server-Timing`` header's durations (ms) by stage."""
     out: dict[str, float] = {}
     for part in header.split(","):
         name, *fields = part.strip().split(";")
-        for field in fields:
-            key, _, value = field.strip().partition("=")
+        for item in fields:
+            key, _, value = item.strip().partition("=")
             if key == "dur" and name:
                 out[name] = float(value)
     return out
 
 
-# -- the two channels ------------------------------------------------------------------------------------------------
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_validation() -> list[float]:
+    """Wrap the SDK client's output-schema check of every tool result (``ClientSession.validate_tool_result``:
+    jsonschema over ``structured_content``) to record its milliseconds; returns the list it appends to."""
+    from mcp.client.session import ClientSession
+
+    spent: list[float] = []
+    original = ClientSession.validate_tool_result
+
+    async def timed(self: Any, name: str, result: Any) -> None:
+        start = time.perf_counter()
+        try:
+            await original(self, name, result)
+        finally:
+            spent.append((time.perf_counter() - start) * 1000)
+
+    ClientSession.validate_tool_result = timed  # type: ignore[method-assign]
+    return spent
+
+
+# -- the channels ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    ms: float
+    ids: list[str]
+    cpu_ms: float
+    """This process's CPU time in the call (meaningful only when nothing else runs in this process meanwhile)."""
+    validation_ms: float = 0.0
+    server: dict[str, float] = field(default_factory=dict)
+    """REST: the ``Server-Timing`` stages (ms)."""
 
 
 class Rest:
@@ -167,39 +245,54 @@ class Rest:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
 
-    def call(self, query: str) -> tuple[float, list[str], dict[str, float]]:
-        """(round trip ms, chunk ids, server stages in ms) of one ``POST /v1/context``."""
+    def call(self, query: str) -> Call:
+        """One ``POST /v1/context``, its JSON parsed (a tool call's time includes its parsing too)."""
         body = {"query": query, "purpose": PURPOSE, "model": MODEL, "top_k": TOP_K}
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         response = self.http.post("/v1/context", json=body)
-        elapsed = (time.perf_counter() - start) * 1000
+        answer = response.json()
+        elapsed, cpu_ms = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
         assert response.status_code == 200, response.text
-        ids = [c["chunk_id"] for c in response.json()["chunks"]]
-        return elapsed, ids, stages(response.headers.get("server-timing", ""))
+        ids = [c["chunk_id"] for c in answer["chunks"]]
+        return Call(elapsed, ids, cpu_ms, server=stages(response.headers.get("server-timing", "")))
 
     def close(self) -> None:
         self.http.close()
 
 
-def mcp_client(url: str) -> Any:
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
+class Mcp:
+    """One ``mcp.Client`` over Streamable HTTP (connected by ``async with``); ``validation`` is
+    :func:`time_validation`'s list."""
 
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
-    return Client(streamable_http_client(url + "/mcp", http_client=http))
+    def __init__(self, url: str, mode: str, validation: list[float]) -> None:
+        from mcp import Client
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
+        self.client = Client(streamable_http_client(url + "/mcp", http_client=http), mode=mode)  # type: ignore[arg-type]
+        self.validation = validation
+
+    async def __aenter__(self) -> Mcp:
+        await self.client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.client.__aexit__(*exc)
+
+    async def call(self, query: str) -> Call:
+        """One ``search_context`` round trip (``validation_ms`` is exact only when no other call runs meanwhile)."""
+        seen = len(self.validation)
+        cpu, start = time.process_time(), time.perf_counter()
+        result = await self.client.call_tool(TOOL, {"query": query, "purpose": PURPOSE, "top_k": TOP_K})
+        elapsed, cpu_ms = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
+        assert not result.is_error, result.content
+        ids = [c["chunk_id"] for c in result.structured_content["chunks"]]
+        return Call(elapsed, ids, cpu_ms, validation_ms=sum(self.validation[seen:]))
 
 
-async def mcp_call(client: Any, query: str) -> tuple[float, list[str]]:
-    """(round trip ms, chunk ids) of one ``search_context`` tool call on an open session."""
-    start = time.perf_counter()
-    result = await client.call_tool(TOOL, {"query": query, "purpose": PURPOSE, "top_k": TOP_K})
-    elapsed = (time.perf_counter() - start) * 1000
-    assert not result.is_error, result.content
-    return elapsed, [c["chunk_id"] for c in result.structured_content["chunks"]]
-
-
-# -- the parts -------------------------------------------------------------------------------------------------------
+async def call(client: Rest | Mcp, query: str) -> Call:
+    return client.call(query) if isinstance(client, Rest) else await client.call(query)
 
 
 class Mismatches:
@@ -207,72 +300,102 @@ class Mismatches:
         self.count, self.checked = 0, 0
         self.examples: list[dict[str, Any]] = []
 
-    def check(self, phase: str, question: str, rest: list[str], mcp: list[str]) -> None:
-        self.checked += 1
-        if rest != mcp:
-            self.count += 1
-            self.examples.append({"phase": phase, "question": question, "rest": rest, "mcp": mcp})
-            print(f"MISMATCH ({phase}) {question!r}: rest {rest} mcp {mcp}", flush=True)
+    def check(self, phase: str, question: str, ids: dict[str, list[str]]) -> None:
+        """Every MCP channel's chunk ids against REST's."""
+        for channel in MCP_MODES:
+            self.checked += 1
+            if ids[channel] != ids["rest"]:
+                self.count += 1
+                self.examples.append({"phase": phase, "question": question, "channel": channel} | ids)
+                print(f"MISMATCH ({phase}, {channel}) {question!r}: {ids}", flush=True)
+
+
+# -- the parts -------------------------------------------------------------------------------------------------------
 
 
 async def sequential(
-    rest: Rest, client: Any, qs: Sequence[str], mismatches: Mismatches, phase: str
-) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {"rest": [], "mcp": [], "rest_server": [], "rest_stages": [], "pair_ratio": []}
+    clients: dict[str, Rest | Mcp], qs: Sequence[str], mismatches: Mismatches, phase: str
+) -> dict[str, list[Call]]:
+    """Per question one call per channel, the order cycling through every permutation."""
+    out: dict[str, list[Call]] = {c: [] for c in CHANNELS}
     for i, q in enumerate(qs):
-        order = ("rest", "mcp") if i % 2 == 0 else ("mcp", "rest")
-        ids: dict[str, list[str]] = {}
-        ms: dict[str, float] = {}
-        for position, channel in enumerate(order):
-            query = variant(q, second=position == 1)
-            if channel == "rest":
-                ms["rest"], ids["rest"], server = rest.call(query)
-                out["rest_server"].append(sum(server.values()))
-                out["rest_stages"].append(server)
-            else:
-                ms["mcp"], ids["mcp"] = await mcp_call(client, query)
-        out["rest"].append(ms["rest"])
-        out["mcp"].append(ms["mcp"])
-        out["pair_ratio"].append(ms["mcp"] / ms["rest"])
-        mismatches.check(phase, q, ids["rest"], ids["mcp"])
+        got = {}
+        for position, channel in enumerate(ORDERS[i % len(ORDERS)]):
+            got[channel] = await call(clients[channel], variant(q, position))
+            out[channel].append(got[channel])
+        mismatches.check(phase, q, {c: got[c].ids for c in CHANNELS})
     return out
 
 
-async def session_open(url: str, qs: Sequence[str], mismatches: Mismatches) -> dict[str, Any]:
-    """A new MCP session (initialize, first call) against a new REST client (connect, first POST), per question."""
-    names = ("mcp_initialize", "mcp_first_call", "mcp_open_total", "mcp_close", "rest_new")
-    rows: dict[str, list[float]] = {k: [] for k in names}
+def compare(calls: dict[str, list[Call]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for channel in CHANNELS:
+        out[channel] = summary([c.ms for c in calls[channel]]) | {
+            "client_cpu_p50_ms": statistics.median(c.cpu_ms for c in calls[channel])
+        }
+    rest = calls["rest"]
+    names = sorted({k for c in rest for k in c.server})
+    out["rest"]["server_p50_ms"] = statistics.median(sum(c.server.values()) for c in rest)
+    out["rest"]["server_stage_p50_ms"] = {k: statistics.median(c.server.get(k, 0.0) for c in rest) for k in names}
+    out["rest"]["outside_server_p50_ms"] = statistics.median(c.ms - sum(c.server.values()) for c in rest)
+    for channel in MCP_MODES:
+        mine, base = out[channel], out["rest"]
+        mine["validation_p50_ms"] = statistics.median(c.validation_ms for c in calls[channel])
+        mine["vs_rest"] = {
+            "p50_ratio": mine["p50_ms"] / base["p50_ms"],
+            "p99_ratio": mine["p99_ms"] / base["p99_ms"],
+            "paired_median_ratio": statistics.median(m.ms / r.ms for m, r in zip(calls[channel], rest, strict=True)),
+            "p50_diff_ms": mine["p50_ms"] - base["p50_ms"],
+            "paired_median_diff_ms": statistics.median(m.ms - r.ms for m, r in zip(calls[channel], rest, strict=True)),
+            "client_cpu_diff_ms": mine["client_cpu_p50_ms"] - base["client_cpu_p50_ms"],
+        }
+        mine["vs_rest"]["meets_target"] = mine["vs_rest"]["p50_ratio"] <= TARGET
+    return out
+
+
+async def session_open(url: str, qs: Sequence[str], validation: list[float], mismatches: Mismatches) -> dict[str, Any]:
+    """Per question: a new client per MCP channel (the handshake, the first call, the close) and a new REST client
+    (its first POST: a new connection), each constructed outside the timing."""
+    rows: dict[str, list[float]] = {"rest_first_call": []}
+    versions: dict[str, set[str]] = {c: set() for c in MCP_MODES}
+    for channel in MCP_MODES:
+        for part in ("handshake", "first_call", "open_total", "close"):
+            rows[f"{channel}_{part}"] = []
     for i, q in enumerate(qs):
         ids: dict[str, list[str]] = {}
-        for position, channel in enumerate(("rest", "mcp") if i % 2 == 0 else ("mcp", "rest")):
-            query = variant(q, second=position == 1)
+        for position, channel in enumerate(ORDERS[i % len(ORDERS)]):
+            query = variant(q, position)
             if channel == "rest":
-                start = time.perf_counter()
                 rest = Rest(url)
-                _, ids["rest"], _ = rest.call(query)
-                rows["rest_new"].append((time.perf_counter() - start) * 1000)
+                got = rest.call(query)
                 rest.close()
+                rows["rest_first_call"].append(got.ms)
             else:
+                client = Mcp(url, MCP_MODES[channel], validation)
                 start = time.perf_counter()
-                async with mcp_client(url) as client:
+                async with client:
                     opened = time.perf_counter()
-                    _, ids["mcp"] = await mcp_call(client, query)
+                    got = await client.call(query)
                     done = time.perf_counter()
+                    versions[channel].add(client.client.protocol_version)
                 closed = time.perf_counter()
-                rows["mcp_initialize"].append((opened - start) * 1000)
-                rows["mcp_first_call"].append((done - opened) * 1000)
-                rows["mcp_open_total"].append((done - start) * 1000)
-                rows["mcp_close"].append((closed - done) * 1000)
-        mismatches.check("session_open", q, ids["rest"], ids["mcp"])
-    return {k: {"median_ms": statistics.median(v), "values_ms": v} for k, v in rows.items()}
+                rows[f"{channel}_handshake"].append((opened - start) * 1000)
+                rows[f"{channel}_first_call"].append((done - opened) * 1000)
+                rows[f"{channel}_open_total"].append((done - start) * 1000)
+                rows[f"{channel}_close"].append((closed - done) * 1000)
+            ids[channel] = got.ids
+        mismatches.check("session_open", q, ids)
+    out: dict[str, Any] = {k: {"median_ms": statistics.median(v), "values_ms": v} for k, v in rows.items()}
+    out["protocol_versions"] = {c: sorted(v) for c, v in versions.items()}
+    return out
 
 
-def rest_round(url: str, clients: Sequence[Rest], qs: Sequence[str], second: bool) -> tuple[float, list[Any]]:
-    """The round's questions through ``len(clients)`` threads, each with its own client. (wall s, [(q, ms, ids)])"""
+def rest_round(clients: Sequence[Rest], qs: Sequence[str], position: int) -> tuple[float, list[tuple[str, Call]]]:
+    """The round's questions through one thread per client. (wall seconds, [(question, call)])"""
     work: queue.Queue[str] = queue.Queue()
     for q in qs:
         work.put(q)
-    done: list[Any] = []
+    done: list[tuple[str, Call]] = []
     lock = threading.Lock()
 
     def worker(rest: Rest) -> None:
@@ -281,9 +404,9 @@ def rest_round(url: str, clients: Sequence[Rest], qs: Sequence[str], second: boo
                 q = work.get_nowait()
             except queue.Empty:
                 return
-            ms, ids, _ = rest.call(variant(q, second))
+            got = rest.call(variant(q, position))
             with lock:
-                done.append((q, ms, ids))
+                done.append((q, got))
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
     start = time.perf_counter()
@@ -294,17 +417,17 @@ def rest_round(url: str, clients: Sequence[Rest], qs: Sequence[str], second: boo
     return time.perf_counter() - start, done
 
 
-async def mcp_round(clients: Sequence[Any], qs: Sequence[str], second: bool) -> tuple[float, list[Any]]:
+async def mcp_round(clients: Sequence[Mcp], qs: Sequence[str], position: int) -> tuple[float, list[tuple[str, Call]]]:
+    """The round's questions through one asyncio task per client (each its own session)."""
     work: asyncio.Queue[str] = asyncio.Queue()
     for q in qs:
         work.put_nowait(q)
-    done: list[Any] = []
+    done: list[tuple[str, Call]] = []
 
-    async def worker(client: Any) -> None:
+    async def worker(client: Mcp) -> None:
         while not work.empty():
             q = work.get_nowait()
-            ms, ids = await mcp_call(client, variant(q, second))
-            done.append((q, ms, ids))
+            done.append((q, await client.call(variant(q, position))))
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in clients))
@@ -312,89 +435,159 @@ async def mcp_round(clients: Sequence[Any], qs: Sequence[str], second: bool) -> 
 
 
 async def concurrent(
-    url: str, qs: Sequence[str], concurrency: int, round_size: int, mismatches: Mismatches
+    url: str, qs: Sequence[str], concurrency: int, round_size: int, validation: list[float], mismatches: Mismatches
 ) -> dict[str, Any]:
     rests = [Rest(url) for _ in range(concurrency)]
+    lat: dict[str, list[float]] = {c: [] for c in CHANNELS}
+    wall = dict.fromkeys(CHANNELS, 0.0)
+    ids: dict[str, dict[str, list[str]]] = {c: {} for c in CHANNELS}
     async with contextlib.AsyncExitStack() as stack:
-        sessions = [await stack.enter_async_context(mcp_client(url)) for _ in range(concurrency)]
-        return await _concurrent(rests, sessions, url, qs, round_size, mismatches, concurrency)
+        pools: dict[str, list[Mcp]] = {}
+        for channel, mode in MCP_MODES.items():
+            pools[channel] = [await stack.enter_async_context(Mcp(url, mode, validation)) for _ in range(concurrency)]
 
-
-async def _concurrent(
-    rests: Sequence[Rest],
-    sessions: Sequence[Any],
-    url: str,
-    qs: Sequence[str],
-    round_size: int,
-    mismatches: Mismatches,
-    concurrency: int,
-) -> dict[str, Any]:
-    warm = [f"warm-up question number {i} about refunds" for i in range(concurrency * 2)]
-    await mcp_round(sessions, warm, False)  # each session lists its tools once
-    rest_round(url, rests, warm, True)
-    lat: dict[str, list[float]] = {"rest": [], "mcp": []}
-    wall = {"rest": 0.0, "mcp": 0.0}
-    ids: dict[str, dict[str, list[str]]] = {"rest": {}, "mcp": {}}
-    for r, start in enumerate(range(0, len(qs), round_size)):
-        chunk = qs[start : start + round_size]
-        for position, channel in enumerate(("rest", "mcp") if r % 2 == 0 else ("mcp", "rest")):
+        async def one_round(channel: str, chunk: Sequence[str], position: int) -> tuple[float, list[tuple[str, Call]]]:
             if channel == "rest":
-                seconds, done = rest_round(url, rests, chunk, position == 1)
-            else:
-                seconds, done = await mcp_round(sessions, chunk, position == 1)
-            wall[channel] += seconds
-            for q, ms, got in done:
-                lat[channel].append(ms)
-                ids[channel][q] = got
-    for q in qs:
-        mismatches.check(f"concurrency_{concurrency}", q, ids["rest"][q], ids["mcp"][q])
+                return rest_round(rests, chunk, position)
+            return await mcp_round(pools[channel], chunk, position)
+
+        warm = [f"warm-up question number {i} about refunds" for i in range(concurrency * 2)]
+        for position, channel in enumerate(CHANNELS):  # every client lists the tools once
+            await one_round(channel, warm, position)
+        for r, start in enumerate(range(0, len(qs), round_size)):
+            chunk = qs[start : start + round_size]
+            for position, channel in enumerate(ORDERS[r % len(ORDERS)]):
+                seconds, done = await one_round(channel, chunk, position)
+                wall[channel] += seconds
+                for q, got in done:
+                    lat[channel].append(got.ms)
+                    ids[channel][q] = got.ids
     for c in rests:
         c.close()
+    for q in qs:
+        mismatches.check(f"concurrency_{concurrency}", q, {c: ids[c][q] for c in CHANNELS})
     out: dict[str, Any] = {}
-    for channel in ("rest", "mcp"):
+    for channel in CHANNELS:
         out[channel] = summary(lat[channel]) | {
             "throughput_per_s": len(lat[channel]) / wall[channel],
             "wall_s": wall[channel],
+            "values_ms": lat[channel],
         }
-    out["p50_ratio"] = out["mcp"]["p50_ms"] / out["rest"]["p50_ms"]
-    out["p99_ratio"] = out["mcp"]["p99_ms"] / out["rest"]["p99_ms"]
-    out["throughput_ratio"] = out["mcp"]["throughput_per_s"] / out["rest"]["throughput_per_s"]
+    for channel in MCP_MODES:
+        mine, base = out[channel], out["rest"]
+        mine["vs_rest"] = {
+            "p50_ratio": mine["p50_ms"] / base["p50_ms"],
+            "p99_ratio": mine["p99_ms"] / base["p99_ms"],
+            "throughput_ratio": mine["throughput_per_s"] / base["throughput_per_s"],
+        }
     return out
 
 
-def same_tokens(qs: Sequence[str]) -> dict[str, Any]:
-    """Whether ``q`` and ``q + " "`` embed to the same vector (the trick that keeps both channels cold)."""
-    import numpy as np
+async def attribution(url: str, pid: int, calls: int, validation: list[float]) -> dict[str, Any]:
+    """Where a call's fixed cost goes: one repeated question (an LRU hit: no embedding), ``calls`` per block, one
+    block per channel per order of :data:`ORDERS`."""
+    q = "how do I reset the device?"
+    acc: dict[str, dict[str, Any]] = {c: {"calls": [], "server_s": 0.0} for c in CHANNELS}
+    rest = Rest(url)
+    async with Mcp(url, "auto", validation) as auto, Mcp(url, "legacy", validation) as legacy:
+        clients: dict[str, Rest | Mcp] = {"rest": rest, "mcp": auto, "mcp_legacy": legacy}
+        for _ in range(10):
+            for channel in CHANNELS:
+                await call(clients[channel], q)
+        for order in ORDERS:
+            for channel in order:
+                before = process_cpu_s(pid)
+                for _ in range(calls):
+                    acc[channel]["calls"].append(await call(clients[channel], q))
+                acc[channel]["server_s"] += process_cpu_s(pid) - before
+    rest.close()
+    out: dict[str, Any] = {"question": q, "calls_per_channel": calls * len(ORDERS)}
+    for channel, a in acc.items():
+        done: list[Call] = a["calls"]
+        out[channel] = {
+            "p50_ms": statistics.median(c.ms for c in done),
+            "client_cpu_p50_ms": statistics.median(c.cpu_ms for c in done),
+            "server_cpu_per_call_ms": a["server_s"] / len(done) * 1000,
+        }
+        if channel in MCP_MODES:
+            out[channel]["validation_p50_ms"] = statistics.median(c.validation_ms for c in done)
+    for channel in MCP_MODES:
+        mine, base = out[channel], out["rest"]
+        mine["vs_rest"] = {
+            "p50_diff_ms": mine["p50_ms"] - base["p50_ms"],
+            "client_cpu_diff_ms": mine["client_cpu_p50_ms"] - base["client_cpu_p50_ms"],
+            "server_cpu_diff_ms": mine["server_cpu_per_call_ms"] - base["server_cpu_per_call_ms"],
+        }
+    return out
 
-    from aquifer.embedding import Embedder
 
-    embedder = Embedder()
-    a = embedder.encode(list(qs))
-    b = embedder.encode([variant(q, True) for q in qs])
-    diff = float(np.max(np.abs(a - b)))
+VECTORS_CHECK = """
+import json, sys
+import numpy as np
+from aquifer.embedding import Embedder
+questions, copies = json.load(sys.stdin)
+embedder = Embedder()
+base = embedder.encode(questions)
+print(max(float(np.max(np.abs(base - embedder.encode([q + " " * k for q in questions])))) for k in range(1, copies)))
+"""
+
+
+def same_vectors(qs: Sequence[str]) -> dict[str, Any]:
+    """Whether ``q``, ``q + " "`` and ``q + "  "`` embed to the same vector (what keeps every channel cold). In a
+    child process: with the model loaded here, every full garbage collection of this (measuring) process would take
+    ~200 ms instead of ~30, and land on whichever calls are in flight."""
+    done = subprocess.run(
+        [sys.executable, "-c", VECTORS_CHECK],
+        input=json.dumps([list(qs), len(CHANNELS)]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    diff = float(done.stdout.split()[-1])
     return {"checked": len(qs), "max_abs_diff": diff, "same": diff < 1e-5}
+
+
+class GcWatch:
+    """This process's garbage collections (``gc.callbacks``): how many and how long, per part of the run."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((int(info["generation"]), (time.perf_counter() - self._start) * 1000))
+
+    def take(self) -> dict[str, Any]:
+        """What was collected since the last take."""
+        pauses, self.pauses = self.pauses, []
+        full = [ms for gen, ms in pauses if gen == 2]
+        return {
+            "collections": len(pauses),
+            "full_collections": len(full),
+            "full_max_ms": max(full, default=0.0),
+            "total_ms": sum(ms for _, ms in pauses),
+        }
 
 
 # -- main ------------------------------------------------------------------------------------------------------------
 
 
+def without_values(obj: Any) -> Any:
+    """``obj`` without its raw ``values_ms`` lists (for printing)."""
+    if isinstance(obj, dict):
+        return {k: without_values(v) for k, v in obj.items() if k != "values_ms"}
+    return obj
+
+
 def machine() -> dict[str, Any]:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    mem_kb = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0,
-    )
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), platform.machine())
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
     return {
         "nproc": os.cpu_count(),
         "cpu": model,
@@ -407,38 +600,78 @@ def machine() -> dict[str, Any]:
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {p: version(p) for p in ("mcp", "httpx", "httpx2", "uvicorn", "starlette", "fastapi", "pydantic")}
+    names = ("mcp", "httpx", "httpx2", "uvicorn", "uvloop", "starlette", "fastapi", "pydantic", "jsonschema")
+    return {p: version(p) for p in names}
 
 
 def table(results: dict[str, Any]) -> str:
     seq, conc, opened = results["sequential"], results["concurrency"], results["session_open"]
-    c = results["args"]["concurrency"]
+    n = results["args"]["concurrency"]
+    r, a, g = seq["rest"], seq["mcp"], seq["mcp_legacy"]
+    va, vg = a["vs_rest"], g["vs_rest"]
+    ra, rg = va["p50_ratio"], vg["p50_ratio"]
+    proto = opened["protocol_versions"]
     rows = [
-        "| measure | REST `POST /v1/context` | MCP `search_context` | MCP / REST |",
-        "|---|---:|---:|---:|",
-        f"| sequential p50 | {seq['rest']['p50_ms']:.1f} ms | {seq['mcp']['p50_ms']:.1f} ms | "
-        f"**{seq['p50_ratio']:.3f}** |",
-        f"| sequential p99 | {seq['rest']['p99_ms']:.1f} ms | {seq['mcp']['p99_ms']:.1f} ms | {seq['p99_ratio']:.3f} |",
-        f"| sequential, median of per-question ratios | | | {seq['paired_median_ratio']:.3f} |",
-        f"| sequential p50 difference | | | {seq['p50_diff_ms']:+.1f} ms |",
-        f"| REST server stages p50 (`Server-Timing`) | {seq['rest_server_p50_ms']:.1f} ms | | |",
-        f"| concurrency {c} p50 | {conc['rest']['p50_ms']:.1f} ms | {conc['mcp']['p50_ms']:.1f} ms | "
-        f"{conc['p50_ratio']:.3f} |",
-        f"| concurrency {c} p99 | {conc['rest']['p99_ms']:.1f} ms | {conc['mcp']['p99_ms']:.1f} ms | "
-        f"{conc['p99_ratio']:.3f} |",
-        f"| concurrency {c} throughput | {conc['rest']['throughput_per_s']:.1f} /s | "
-        f"{conc['mcp']['throughput_per_s']:.1f} /s | {conc['throughput_ratio']:.3f} |",
-        f"| new client + first call (median) | {opened['rest_new']['median_ms']:.1f} ms | "
-        f"{opened['mcp_open_total']['median_ms']:.1f} ms | "
-        f"{opened['mcp_open_total']['median_ms'] / opened['rest_new']['median_ms']:.3f} |",
-        f"| of which MCP initialize / first call (median) | | {opened['mcp_initialize']['median_ms']:.1f} / "
-        f"{opened['mcp_first_call']['median_ms']:.1f} ms | |",
-        f"| chunk-id mismatches | | {results['mismatches']} of {results['checked']} questions | |",
+        f"| measure | REST | MCP `{'/'.join(proto['mcp'])}` | ratio | MCP legacy `{'/'.join(proto['mcp_legacy'])}` "
+        "| ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| sequential p50 | {r['p50_ms']:.1f} ms | {a['p50_ms']:.1f} ms | **{ra:.3f}** | {g['p50_ms']:.1f} ms "
+        f"| **{rg:.3f}** |",
+        f"| sequential p99 | {r['p99_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {va['p99_ratio']:.3f} | "
+        f"{g['p99_ms']:.1f} ms | {vg['p99_ratio']:.3f} |",
+        f"| sequential, median of per-question ratios | | | {va['paired_median_ratio']:.3f} | | "
+        f"{vg['paired_median_ratio']:.3f} |",
+        f"| sequential p50 difference | | {va['p50_diff_ms']:+.1f} ms | | {vg['p50_diff_ms']:+.1f} ms | |",
+        f"| client CPU per call, p50 | {r['client_cpu_p50_ms']:.2f} ms | {a['client_cpu_p50_ms']:.2f} ms | | "
+        f"{g['client_cpu_p50_ms']:.2f} ms | |",
+        f"| of which output-schema validation, p50 | | {a['validation_p50_ms']:.2f} ms | | "
+        f"{g['validation_p50_ms']:.2f} ms | |",
+        f"| REST server stages p50 (`Server-Timing`) | {r['server_p50_ms']:.1f} ms | | | | |",
     ]
+    cr, ca, cg = conc["rest"], conc["mcp"], conc["mcp_legacy"]
+    rows += [
+        f"| concurrency {n} p50 | {cr['p50_ms']:.1f} ms | {ca['p50_ms']:.1f} ms | {ca['vs_rest']['p50_ratio']:.3f} "
+        f"| {cg['p50_ms']:.1f} ms | {cg['vs_rest']['p50_ratio']:.3f} |",
+        f"| concurrency {n} p99 | {cr['p99_ms']:.1f} ms | {ca['p99_ms']:.1f} ms | {ca['vs_rest']['p99_ratio']:.3f} "
+        f"| {cg['p99_ms']:.1f} ms | {cg['vs_rest']['p99_ratio']:.3f} |",
+        f"| concurrency {n} throughput | {cr['throughput_per_s']:.1f} /s | {ca['throughput_per_s']:.1f} /s | "
+        f"{ca['vs_rest']['throughput_ratio']:.3f} | {cg['throughput_per_s']:.1f} /s | "
+        f"{cg['vs_rest']['throughput_ratio']:.3f} |",
+    ]
+    first = opened["rest_first_call"]["median_ms"]
+    cells = []
+    for channel in MCP_MODES:
+        total = opened[f"{channel}_open_total"]["median_ms"]
+        cells.append(
+            f"{total:.1f} ms ({opened[f'{channel}_handshake']['median_ms']:.1f} + "
+            f"{opened[f'{channel}_first_call']['median_ms']:.1f}) | {total / first:.3f}"
+        )
+    rows.append(f"| new client: handshake + first call, median | {first:.1f} ms | {cells[0]} | {cells[1]} |")
+    if "attribution" in results:
+        at = results["attribution"]
+        ar, aa, ag = at["rest"], at["mcp"], at["mcp_legacy"]
+        rows += [
+            f"| repeated question (LRU hit) p50 | {ar['p50_ms']:.1f} ms | {aa['p50_ms']:.1f} ms | "
+            f"{aa['vs_rest']['p50_diff_ms']:+.1f} ms | {ag['p50_ms']:.1f} ms | "
+            f"{ag['vs_rest']['p50_diff_ms']:+.1f} ms |",
+            f"| repeated question: client CPU per call | {ar['client_cpu_p50_ms']:.2f} ms | "
+            f"{aa['client_cpu_p50_ms']:.2f} ms | {aa['vs_rest']['client_cpu_diff_ms']:+.2f} ms | "
+            f"{ag['client_cpu_p50_ms']:.2f} ms | {ag['vs_rest']['client_cpu_diff_ms']:+.2f} ms |",
+            f"| repeated question: of which output-schema validation | | {aa['validation_p50_ms']:.2f} ms | | "
+            f"{ag['validation_p50_ms']:.2f} ms | |",
+            f"| repeated question: server CPU per call (`/proc`) | {ar['server_cpu_per_call_ms']:.2f} ms | "
+            f"{aa['server_cpu_per_call_ms']:.2f} ms | {aa['vs_rest']['server_cpu_diff_ms']:+.2f} ms | "
+            f"{ag['server_cpu_per_call_ms']:.2f} ms | {ag['vs_rest']['server_cpu_diff_ms']:+.2f} ms |",
+        ]
+    rows.append(
+        f"| chunk-id mismatches (vs REST) | | {results['mismatches']} of {results['checked']} comparisons | | | |"
+    )
     return "\n".join(rows)
 
 
-async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
+    validation = time_validation()
+    gcs = GcWatch()
     qs = questions(args.seed)
     need = 10 + args.calls + args.sessions + args.concurrent_calls
     if need > len(qs):
@@ -450,39 +683,35 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
 
     rest = Rest(url)
-    async with mcp_client(url) as client:
-        await sequential(rest, client, warm, mismatches, "warm-up")
-        t = time.perf_counter()
-        seq = await sequential(rest, client, measured, mismatches, "sequential")
-        results["sequential_wall_s"] = time.perf_counter() - t
+    async with Mcp(url, "auto", validation) as auto, Mcp(url, "legacy", validation) as legacy:
+        clients: dict[str, Rest | Mcp] = {"rest": rest, "mcp": auto, "mcp_legacy": legacy}
+        await sequential(clients, warm, mismatches, "warm-up")
+        gcs.take()
+        start = time.perf_counter()
+        seq = await sequential(clients, measured, mismatches, "sequential")
+        results["sequential_wall_s"] = time.perf_counter() - start
     rest.close()
-    s = results["sequential"] = {
-        "rest": summary(seq["rest"]),
-        "mcp": summary(seq["mcp"]),
-        "rest_server_p50_ms": statistics.median(seq["rest_server"]),
-        "rest_stage_p50_ms": {
-            k: statistics.median([st.get(k, 0.0) for st in seq["rest_stages"]])
-            for k in sorted({k for st in seq["rest_stages"] for k in st})
-        },
-    }
-    s["p50_ratio"] = s["mcp"]["p50_ms"] / s["rest"]["p50_ms"]
-    s["p99_ratio"] = s["mcp"]["p99_ms"] / s["rest"]["p99_ms"]
-    s["p50_diff_ms"] = s["mcp"]["p50_ms"] - s["rest"]["p50_ms"]
-    s["paired_median_ratio"] = statistics.median(seq["pair_ratio"])
-    s["rest_transport_p50_ms"] = statistics.median(
-        [total - server for total, server in zip(seq["rest"], seq["rest_server"], strict=True)]
-    )
-    s["meets_target"] = s["p50_ratio"] <= TARGET
-    print(json.dumps({"sequential": s}, indent=1), flush=True)
+    results["sequential"] = compare(seq)
+    results["client_gc"] = {"sequential": gcs.take()}
+    print(json.dumps({"sequential": results["sequential"]}, indent=1), flush=True)
 
-    results["session_open"] = await session_open(url, opening, mismatches)
-    print(json.dumps({k: v["median_ms"] for k, v in results["session_open"].items()}, indent=1), flush=True)
+    results["session_open"] = await session_open(url, opening, validation, mismatches)
+    results["client_gc"]["session_open"] = gcs.take()
+    medians = {k: v.get("median_ms", v) for k, v in results["session_open"].items()}
+    print(json.dumps({"session_open": medians}, indent=1), flush=True)
 
-    results["concurrency"] = await concurrent(url, conc, args.concurrency, args.round, mismatches)
-    print(json.dumps({"concurrency": results["concurrency"]}, indent=1), flush=True)
+    results["concurrency"] = await concurrent(url, conc, args.concurrency, args.round, validation, mismatches)
+    results["client_gc"]["concurrency"] = gcs.take()
+    print(json.dumps({"concurrency": without_values(results["concurrency"])}, indent=1), flush=True)
+
+    if args.attribution_calls:
+        results["attribution"] = await attribution(url, pid, args.attribution_calls, validation)
+        results["client_gc"]["attribution"] = gcs.take()
+        print(json.dumps({"attribution": results["attribution"]}, indent=1), flush=True)
+    print(json.dumps({"client_gc": results["client_gc"]}, indent=1), flush=True)
     results["mismatches"], results["checked"] = mismatches.count, mismatches.checked
     results["mismatch_examples"] = mismatches.examples[:10]
-    results["raw_sequential_ms"] = {k: seq[k] for k in ("rest", "mcp", "rest_server", "rest_stages")}
+    results["raw_sequential_ms"] = {c: [x.ms for x in seq[c]] for c in CHANNELS}
     return results
 
 
@@ -490,10 +719,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="A materialized data dir (copied)")
     parser.add_argument("--calls", type=int, default=200, help="Measured sequential calls per channel")
-    parser.add_argument("--sessions", type=int, default=10, help="New sessions / new REST clients measured")
+    parser.add_argument("--sessions", type=int, default=10, help="New clients measured per channel")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--concurrent-calls", type=int, default=160, help="Calls per channel at --concurrency")
+    parser.add_argument("--concurrent-calls", type=int, default=200, help="Calls per channel at --concurrency")
     parser.add_argument("--round", type=int, default=40, help="Questions per round at --concurrency")
+    parser.add_argument(
+        "--attribution-calls", type=int, default=50, help="Calls per block of the fixed-cost attribution (0: skip)"
+    )
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "mcp.json")
     args = parser.parse_args()
@@ -504,8 +736,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="aquifer-bench-mcp-"))
     data = root / "data"
     shutil.copytree(args.data_dir, data, ignore=shutil.ignore_patterns("dagster", "decisions"))
-    check = same_tokens(questions(args.seed)[:40])
-    print(json.dumps({"trailing_space_same_vector": check}), flush=True)
+    check = same_vectors(questions(args.seed)[:40])
+    print(json.dumps({"trailing_spaces_same_vector": check}), flush=True)
     env = {
         **os.environ,
         "AQUIFER_DATA_DIR": str(data),
@@ -521,17 +753,18 @@ def main() -> None:
         "versions": versions(),
         "command": " ".join(["python", "bench/mcp.py", *sys.argv[1:]]),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "trailing_space_same_vector": check,
+        "agent": AGENT,
+        "trailing_spaces_same_vector": check,
     }
     try:
-        results |= asyncio.run(run(args, server.url))
+        results |= asyncio.run(run(args, server.url, server.proc.pid))
     finally:
         server.stop()
     results["machine"]["load_avg_end"] = os.getloadavg()
     results["total_s"] = time.perf_counter() - started
     shutil.rmtree(root, ignore_errors=True)
-    brief = {k: v for k, v in results.items() if not k.startswith("raw_")}
-    brief["session_open"] = {k: v["median_ms"] for k, v in results["session_open"].items()}
+    brief = without_values({k: v for k, v in results.items() if not k.startswith("raw_")})
+    brief["session_open"] = {k: v.get("median_ms", v) for k, v in results["session_open"].items()}
     print(json.dumps(brief, indent=1))
     print()
     print(table(results))

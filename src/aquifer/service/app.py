@@ -8,6 +8,7 @@ routes; a request FastAPI cannot validate or parse is 422 naming the field (400 
 ever leaves the process.
 """
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,10 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
             interval = max(settings.policy_reload_interval_s, 0.5)
             warmer = PrefilterWarmer(app.state.retriever, interval_s=interval).start()
         app.state.warmer = warmer
+        # torch and the embedding model make a full collection take ~270 ms, stalling every request in flight;
+        # what start-up allocated lives as long as the process, so the collector stops scanning it
+        gc.collect()
+        gc.freeze()
         async with mcp_running():
             yield
         if warmer is not None:

@@ -142,7 +142,10 @@ def install(app: FastAPI, settings: Settings, metrics: Metrics) -> Callable[[], 
     async def running() -> AsyncIterator[MCPServer[Any]]:
         server = build_server(retriever, metrics, http_credentials)
         server.streamable_http_app(
-            streamable_http_path=MCP_PATH, transport_security=security, max_sessions=settings.mcp_max_sessions
+            streamable_http_path=MCP_PATH,
+            transport_security=security,
+            max_sessions=settings.mcp_max_sessions,
+            json_response=True,  # no tool streams progress: one JSON answer is cheaper than SSE (bench/mcp.py)
         )
         app.state.mcp_http = StreamableHTTPASGIApp(server.session_manager)
         async with server.session_manager.run():

@@ -15,6 +15,9 @@ CHANNEL = "mcp"
 
 class NumberedChunk(Chunk):
     n: int = Field(description="Cite this chunk as [n]")
+    # published as a plain object: MCP clients re-validate every result against the output schema, and the nested
+    # receipt schema cost 1 ms of their CPU per call at top_k 8 (bench/mcp.py, docs/benchmarks.md)
+    receipt: dict[str, Any] = Field(description="The provenance receipt, as in POST /v1/context")  # type: ignore[assignment]
     resource_uri: str = Field(description="aquifer://chunk/<id>: read it again later (re-decided on every read)")
 
 
