@@ -381,6 +381,10 @@ def test_a_chunk_resource_is_refused_once_the_policy_revokes_it(world: dict[str,
     first = json.loads(run(read()).contents[0].text)
     assert [c["text"] for c in first["chunks"]] == [wiki["text"]]
     assert first["tool"] == "read_chunk"
+    # the same receipt as the search that served it (user and admitted_by included), under the read's own decision
+    same = {k: v for k, v in wiki["receipt"].items() if k != "decision_id"}
+    assert {k: v for k, v in first["chunks"][0]["receipt"].items() if k != "decision_id"} == same
+    assert first["chunks"][0]["receipt"]["decision_id"] == first["decision_id"] != wiki["receipt"]["decision_id"]
     source = world["root"] / "catalog" / "sources" / f"{wiki['dataset']}.yaml"
     original = source.read_text()
     entry = yaml.safe_load(original)

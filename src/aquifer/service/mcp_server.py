@@ -17,7 +17,6 @@ policy's reason codes and explanations, never an empty success.
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 import json
 import logging
@@ -51,8 +50,7 @@ from aquifer.service.mcp_schemas import (
     SourcesResult,
 )
 from aquifer.service.metrics import Metrics, Timings
-from aquifer.service.packing import Stamp, pack
-from aquifer.service.retrieval import Retrieval, Retriever, _aware
+from aquifer.service.retrieval import Retriever
 from aquifer.service.schemas import ContextRequest, ContextResponse
 
 log = logging.getLogger("aquifer.mcp")
@@ -306,32 +304,14 @@ class Governed:
     # -- resources -----------------------------------------------------------------------------------------------
 
     def read_chunk(self, caller: Caller, chunk_id: str, purpose: str | None) -> SearchResult:
-        """A chunk served earlier, decided again now (the policy, the user's groups, the document's ACL and its
-        freshness as they are), redacted as the policy says and logged as a serving decision."""
-        r = self.retriever
+        """A chunk served earlier, decided again now (:meth:`Retriever.reread`)."""
         model, purpose = self._model(caller.agent), self._purpose(caller.agent, purpose)
         ctx = RequestContext(caller.agent, purpose, model, action="read_context", user=caller.user)
         fields = self._fields("read_chunk", ref=chunk_id)
-        timings = Timings()
-        r.authorize(ctx, kind="context", **fields)
-        version = r.resolve_version(None)
-        row = r.indexed_row(chunk_id)
-        rows = [row | {"score": 1.0}] if row is not None else []
-        resources = [Resource.from_row(x) for x in rows]
-        decided = r.engine.decide(ctx, resources)
-        for decision in decided.resources:
-            r._raise_if_undecided(decision)
-        retrieval = Retrieval(ctx, version, f"dec_{os.urandom(16).hex()}", rows, resources, decided, [])
-        now = dt.datetime.now(dt.UTC)
-        fresh = row is not None and (row["fresh_until"] is None or _aware(row["fresh_until"]) >= now)
-        if rows and decided.resources[0].allow and fresh:
-            stamp = Stamp(version, decided.revision, retrieval.decision_id)
-            packed = pack(rows, decided.resources, stamp, max_tokens=None, similarity=2.0)
-            retrieval.chunks = packed.chunks
-        r.commit(retrieval, timings, **fields)
-        if not retrieval.chunks:
+        answer = self.retriever.reread(ctx, chunk_id, Timings(), fields=fields)
+        if not answer.chunks:
             raise NotFound(f"no chunk {chunk_id} that agent {caller.agent} may read now")
-        return numbered(r.response(retrieval), tool="read_chunk")
+        return numbered(answer, tool="read_chunk")
 
     def catalog(self) -> dict[str, Any]:
         """The catalog's public metadata: sources, models and trusted issuers (no agents, no credentials). Over HTTP

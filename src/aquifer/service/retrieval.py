@@ -322,16 +322,29 @@ class Retriever:
                     k=request.top_k,
                     version=version,
                 )
-                # defence in depth: nothing past its freshness SLA leaves, whatever the filter said
-                rows = [r for r in rows if r["fresh_until"] is None or _aware(r["fresh_until"]) >= moment]
+                rows = _fresh(rows, moment)  # defence in depth: nothing past its freshness SLA leaves
+        return self._assemble(ctx, version, rows, withheld, timings, max_tokens=request.max_tokens)
+
+    def _assemble(
+        self,
+        ctx: RequestContext,
+        version: int,
+        rows: list[dict[str, Any]],
+        withheld: list[Withheld],
+        timings: Timings,
+        *,
+        max_tokens: int | None,
+        collapse: bool = True,
+    ) -> Retrieval:
+        """Steps 5-7 over the rows found: the per-chunk decisions, redaction, collapse, packing, the receipts."""
         with timings.stage("policy"):
             resources = [Resource.from_row(r) for r in rows]
             decided = self.engine.decide(ctx, resources)
         with timings.stage("assembly"):
             retrieval = Retrieval(ctx, version, f"dec_{uuid.uuid4().hex}", rows, resources, decided, withheld)
             stamp = Stamp(version, decided.revision, retrieval.decision_id)
-            similarity = self.settings.near_duplicate_similarity
-            packed = pack(rows, decided.resources, stamp, max_tokens=request.max_tokens, similarity=similarity)
+            similarity = self.settings.near_duplicate_similarity if collapse else 2.0
+            packed = pack(rows, decided.resources, stamp, max_tokens=max_tokens, similarity=similarity)
             by_id = {row["chunk_id"]: res for row, res in zip(rows, resources, strict=True)}
             catalog, user_ref = self.engine.catalog, ctx.user.ref if ctx.user else None
             retrieval.chunks = [
@@ -346,6 +359,21 @@ class Retriever:
             ]
             retrieval.near_duplicates, retrieval.over_budget = packed.near_duplicates, packed.over_budget
         return retrieval
+
+    def reread(
+        self, ctx: RequestContext, chunk_id: str, timings: Timings, *, fields: dict[str, Any] | None = None
+    ) -> ContextResponse:
+        """One chunk by id (served earlier), decided again now exactly as a search result would be: the policy, the
+        user's groups, the document's ACL and its freshness as they are; redacted, logged as a serving decision
+        (kind ``context``, plus ``fields``). No chunk in the answer when it is unknown or no longer allowed."""
+        with timings.stage("policy"):
+            self.authorize(ctx, kind="context", **(fields or {}))
+            version = self.resolve_version(None)
+        row = self.indexed_row(chunk_id)
+        rows = _fresh([row | {"score": 1.0}] if row is not None else [], dt.datetime.now(dt.UTC))
+        retrieval = self._assemble(ctx, version, rows, [], timings, max_tokens=None, collapse=False)
+        self.commit(retrieval, timings, **(fields or {}))
+        return self.response(retrieval)
 
     # -- the other actions: lineage, decision records, the model list ---------------------------------------------
 
@@ -532,6 +560,11 @@ def admitted_by(ctx: RequestContext, resource: Resource, catalog: Catalog) -> li
     if source is not None and source.access is not None:
         listed |= set(source.access.principals())
     return sorted(set(ctx.principals) & listed)
+
+
+def _fresh(rows: list[dict[str, Any]], moment: dt.datetime) -> list[dict[str, Any]]:
+    """The rows within their freshness SLA at ``moment``."""
+    return [r for r in rows if r["fresh_until"] is None or _aware(r["fresh_until"]) >= moment]
 
 
 def _aware(value: Any) -> dt.datetime:
