@@ -25,7 +25,7 @@ export DAGSTER_HOME ?= $(AQUIFER_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM ?= true
 
-.PHONY: help setup browser oidc-provider up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway bench-mcp policy-test serve clean
+.PHONY: help setup browser oidc-provider up test test-fast sample materialize ui status lint bench bench-policy bench-retrieval bench-gateway bench-mcp bench-ship bench-tracing bench-openlineage policy-test serve clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -112,6 +112,15 @@ bench-gateway: materialize ## Gateway overhead vs llama.cpp direct, context toke
 
 bench-mcp: materialize ## MCP search_context vs POST /v1/context: latency, concurrency 4, session open (~1-2 min)
 	$(BIN)/python bench/mcp.py
+
+bench-tracing: materialize ## Request traces: /v1/context p50 with OTLP span export vs not configured (~2 min)
+	$(BIN)/python bench/tracing.py
+
+bench-ship: materialize ## Decision-log shipper: records/s over OTLP/HTTP, serving p50/p99 with it on vs off (~4 min)
+	$(BIN)/python bench/ship.py
+
+bench-openlineage: setup ## OpenLineage: a bronze -> platinum run with lineage events vs without, cost per step (~3 min)
+	$(BIN)/python bench/lineage_export.py
 
 bench-policy: setup ## Policy decision benchmark (microseconds per decision)
 	$(BIN)/python bench/policy.py

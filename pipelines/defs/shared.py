@@ -12,6 +12,7 @@ from aquifer.checks import CheckOutcome
 from aquifer.lake import Lake
 from aquifer.medallion import checks
 from aquifer.medallion.common import PromotionResult
+from pipelines.defs import lineage
 from pipelines.defs.resources import AquiferResource
 
 
@@ -106,11 +107,30 @@ def layer_asset(
         check_specs=[dg.AssetCheckSpec(g.name, asset=key, description=g.description, blocking=True) for g in gates],
     )
     def _asset(context: dg.AssetExecutionContext, aquifer: AquiferResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        result = promote(aquifer, context.run.run_id)
-        lake = aquifer.lake()
+        settings, lake = aquifer.settings(), aquifer.lake()
+        inputs, outputs = lineage.layer_datasets(layer, source, lake, str(settings.landing_dir))
+        emitter = lineage.emitter(settings)
+        with lineage.step(context, emitter, inputs, outputs) as step:
+            read = lineage.versions(lake, inputs)
+            result = promote(aquifer, context.run.run_id)
+            metadata = result_metadata(result, extra_metadata(aquifer) if extra_metadata else None)
+            outcomes = [(gate.name, gate.evaluate(lake)) for gate in gates]
+        if emitter.enabled:
+            emitter.complete(
+                step,
+                lineage.Outcome(
+                    versions_read=read,
+                    versions_written=lineage.versions(lake, outputs),
+                    rows={outputs[0].logical_name: result.rows_total},
+                    rows_written=result.rows_written,
+                    assertions=[(name, o.passed) for name, o in outcomes],
+                    column_lineage=lineage.layer_lineage(layer, source),
+                    quarantined=lineage.quarantined(result.metadata, metadata),
+                ),
+                failed_gates=[name for name, o in outcomes if not o.passed],
+            )
         return dg.MaterializeResult(
-            metadata=result_metadata(result, extra_metadata(aquifer) if extra_metadata else None),
-            check_results=[check_result(gate.name, gate.evaluate(lake)) for gate in gates],
+            metadata=metadata, check_results=[check_result(name, outcome) for name, outcome in outcomes]
         )
 
     return _asset

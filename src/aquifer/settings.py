@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +144,21 @@ class Settings(BaseSettings):
         "ending in :* admits any port.",
     )
     mcp_max_sessions: int = Field(default=1000, ge=1, description="Open MCP sessions at most (over Streamable HTTP).")
+    openlineage_namespace: str = Field(
+        default="aquifer",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$",
+        description="The OpenLineage namespace of Aquifer's jobs (one per asset). Where events go is the client's "
+        "own configuration: openlineage.yml, OPENLINEAGE_CONFIG, OPENLINEAGE_URL or OPENLINEAGE__TRANSPORT__*.",
+    )
+    openlineage_retry_after_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="After an OpenLineage event could not be delivered, events of this many seconds are dropped "
+        "(counted and logged) instead of each waiting out the client's retries; 0 tries every event.",
+    )
     bronze_max_file_bytes: int = Field(
         default=128 * 2**20, gt=0, description="A landing file larger than this is quarantined (file_too_large)."
     )
@@ -168,6 +183,70 @@ class Settings(BaseSettings):
     decision_log_segment_bytes: int = Field(
         default=64 * 1024 * 1024, gt=1024, description="A log segment rotates when it reaches this size."
     )
+    decision_export_fields: list[str] | None = Field(
+        default=None,
+        description="Top-level decision-record fields `aquifer ship-decisions` exports (a JSON list of names of "
+        "aquifer.audit.records.SCHEMA). The chain (seq, decision_id, time, log, prev, hash, segment) always leaves; "
+        "text never does. Default: every field (docs/decision-export.md).",
+    )
+    decision_export_hash_users: bool = Field(
+        default=False,
+        description="Export `user` and the `user:` principals of resources as HMAC-SHA256 (decision_export_hash_key) "
+        "instead of in clear.",
+    )
+    decision_export_hash_groups: bool = Field(
+        default=False, description="Also export `user_groups` and `group:` principals as HMAC-SHA256."
+    )
+    decision_export_hash_key: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
+        description="The HMAC key of the hashed user ids (at least 16 characters; secret).",
+    )
+    decision_export_batch_records: int = Field(
+        default=512, ge=1, le=10_000, description="Decision records per OTLP export request at most."
+    )
+    decision_export_poll_interval_s: float = Field(
+        default=1.0, gt=0, le=3600, description="How often the shipper looks for new records once it is caught up."
+    )
+    decision_export_backoff_base_s: float = Field(
+        default=0.5, gt=0, le=600, description="First retry delay after a failed export (exponential, full jitter)."
+    )
+    decision_export_backoff_max_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest retry delay after failed exports."
+    )
+    decision_export_cursor: Path | None = Field(
+        default=None,
+        description="The shipper's durable cursor (last acknowledged seq). Default: "
+        "<data_dir>/export/decisions.cursor.json.",
+    )
+
+    @field_validator("decision_export_fields")
+    @classmethod
+    def _known_decision_fields(cls, names: list[str] | None) -> list[str] | None:
+        from aquifer.audit.records import SCHEMA
+
+        for name in names or ():
+            if name not in SCHEMA:
+                msg = f"AQUIFER_DECISION_EXPORT_FIELDS: {name!r} is not a decision-record field ({', '.join(SCHEMA)})"
+                raise ValueError(msg)
+        return names
+
+    @field_validator("decision_export_backoff_max_s")
+    @classmethod
+    def _backoff_cap_above_base(cls, cap: float, info: ValidationInfo) -> float:
+        if cap < info.data.get("decision_export_backoff_base_s", 0):
+            raise ValueError("below AQUIFER_DECISION_EXPORT_BACKOFF_BASE_S")
+        return cap
+
+    @field_validator("decision_export_hash_key")
+    @classmethod
+    def _hash_key_when_hashing(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # its strength is checked by the shipper (aquifer.export.decisions), whose errors never repeat the key
+        if secret is None and (
+            info.data.get("decision_export_hash_users") or info.data.get("decision_export_hash_groups")
+        ):
+            raise ValueError("not set, but user ids are to be hashed (AQUIFER_DECISION_EXPORT_HASH_USERS/_GROUPS)")
+        return secret
 
     @property
     def landing_dir(self) -> Path:

@@ -29,9 +29,12 @@ import httpx
 
 @dataclass
 class Service:
+    """One supervised process. With a ``url`` it is ready once ``url + ready_path`` answers below 500; without one
+    (a worker serving no HTTP, such as the decision-log shipper) once it is started and alive."""
+
     name: str
     argv: list[str]
-    url: str
+    url: str | None
     ready_path: str = "/"
     env: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
@@ -46,9 +49,11 @@ def aquifer_services(
     model_port: int,
     model_argv: list[str] | None,
     idp_port: int | None = None,
+    ship_decisions: bool = False,
 ) -> list[Service]:
-    """The Dagster UI, the API, (given its argv) the local model and (given its port) the development IdP, each
-    logging to ``<data_dir>/logs/``."""
+    """The Dagster UI, the API, (given its argv) the local model, (given its port) the development IdP and (given
+    ``ship_decisions``: an OTLP endpoint is configured) the decision-log shipper, each logging to
+    ``<data_dir>/logs/``."""
     bin_dir = Path(sys.executable).parent
     logs = data_dir / "logs"
     # the checkout's workspace.yaml where there is one; an installed package names its code location itself
@@ -79,10 +84,15 @@ def aquifer_services(
         services.append(
             Service("model", model_argv, f"http://127.0.0.1:{model_port}", "/v1/models", log=logs / "model.log")
         )
+    if ship_decisions:
+        argv = [sys.executable, "-m", "aquifer", "ship-decisions"]
+        services.append(Service("ship-decisions", argv, None, log=logs / "ship-decisions.log"))
     return services
 
 
 def _ready(service: Service) -> bool:
+    if service.url is None:
+        return service.proc is not None and service.proc.poll() is None
     try:
         return httpx.get(service.url + service.ready_path, timeout=1.0).status_code < 500
     except httpx.HTTPError:

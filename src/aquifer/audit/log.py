@@ -214,3 +214,45 @@ def read_records(directory: Path, *, after_seq: int = 0) -> Iterator[dict[str, A
                 record["hash"] = line_hash(line)
                 record["segment"] = segment.name
                 yield record
+
+
+def last_record(directory: Path) -> dict[str, Any] | None:
+    """The log's last whole record (with ``hash`` and ``segment``), read backwards from the end of the newest
+    non-empty segment: a few KiB whatever the log's size (the export lag gauge reads it on every scrape). Read-only,
+    like :func:`read_records`: a torn last line is not a record, the one before it is.
+
+    >>> import tempfile
+    >>> log = DecisionLog(Path(tempfile.mkdtemp()))
+    >>> _ = [log.append({"agent": "a"}) for _ in range(3)]
+    >>> last_record(log.directory)["seq"]
+    3
+    """
+    for segment in reversed(segments_of(directory)):
+        try:
+            line = _last_whole_line(segment)
+        except FileNotFoundError:  # an empty newest segment a writer just removed
+            continue
+        if line is not None:
+            record: dict[str, Any] = json.loads(line)
+            record["hash"] = line_hash(line)
+            record["segment"] = segment.name
+            return record
+    return None
+
+
+def _last_whole_line(segment: Path) -> bytes | None:
+    """The last newline-terminated line of ``segment`` (bytes after the last newline are a torn write)."""
+    with segment.open("rb") as fh:
+        pos, buf = fh.seek(0, os.SEEK_END), b""
+        while pos > 0:
+            start = max(0, pos - 65536)
+            fh.seek(start)
+            buf = fh.read(pos - start) + buf
+            pos = start
+            end = buf.rfind(b"\n")
+            if end < 0:
+                continue
+            begin = buf.rfind(b"\n", 0, end)
+            if begin >= 0 or pos == 0:
+                return buf[begin + 1 : end + 1]
+        return None

@@ -5,7 +5,7 @@
 ``serve``       ``serve``, ``serve-model``, ``up``, ``ask``
 ``policy``      ``policy test``, ``policy eval``, ``policy explain``
 ``agents``      ``agents list``, ``agents issue-token``, ``agents revoke-token``
-``audit``       ``audit prove``
+``audit``       ``audit prove``, ``ship-decisions``
 ``idp``         ``idp serve``, ``idp token``, ``idp keys``, ``idp rotate``, ``idp retire``
 ==============  ===========================================================
 """

@@ -110,3 +110,57 @@ def audit_prove(
         }
         console.print(verdict[proof.verdict])
     raise typer.Exit({"none": 0, "found": 1, "unproven": 2}[proof.verdict])
+
+
+@app.command("ship-decisions")
+def ship_decisions(
+    once: Annotated[
+        bool, typer.Option("--once", help="Ship what the log holds now, then exit with a summary.")
+    ] = False,
+    attempts: Annotated[
+        int, typer.Option(min=1, help="With --once: give up (exit 3) after this many failed exports in a row.")
+    ] = 5,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Ship the decision log to an OpenTelemetry collector or SIEM: each record an OTLP/HTTP log record, at least
+    once, in seq order, resuming from its cursor. The endpoint is OTEL_EXPORTER_OTLP_LOGS_ENDPOINT (or
+    OTEL_EXPORTER_OTLP_ENDPOINT); without --once it follows the log until SIGTERM or Ctrl-C (docs/decision-export.md).
+    """
+    import logging
+    import signal
+    import sys
+    import threading
+
+    from pydantic import ValidationError
+
+    from aquifer.export.decisions import ExportConfigError, Shipper
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise fail(f"--log-level {log_level!r}: give debug, info, warning or error")
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = get_settings()
+        shipper = Shipper.from_settings(settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "AQUIFER_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise fail(f"{where}: {first['msg'].removeprefix('Value error, ')}", 2) from None
+    except ExportConfigError as exc:
+        raise fail(str(exc), 2) from None
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    logging.getLogger("aquifer.export.decisions").info(
+        "shipping %s to %s%s", settings.decisions_dir, shipper.config.endpoint, "" if once else " (following)"
+    )
+    try:
+        summary = shipper.run(follow=not once, stop=stop, attempts=attempts if once else None)
+    finally:
+        shipper.close()
+    err.print(summary.line(), highlight=False, soft_wrap=True)
+    raise typer.Exit(summary.exit_code)

@@ -58,9 +58,12 @@ def up(
         bool, typer.Option(help="Also serve the development IdP of catalog/identity.yaml (never in production).")
     ] = True,
 ) -> None:
-    """Run the Dagster UI, the Aquifer API and the local model together (Ctrl-C stops all, leaving no process)."""
+    """Run the Dagster UI, the Aquifer API and the local model together (Ctrl-C stops all, leaving no process); with
+    an OTLP endpoint in OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, the decision-log shipper too."""
     import httpx
 
+    from aquifer.export.decisions import ExportConfigError, export_config
+    from aquifer.export.decisions import configured as export_configured
     from aquifer.local_model import SERVED_NAME, server_argv
     from aquifer.up import aquifer_services, run
 
@@ -72,6 +75,12 @@ def up(
             raise fail(str(exc)) from None
     settings = get_settings()
     idp_port = _dev_idp_port(settings) if idp else None
+    shipping = export_configured()  # an OTLP endpoint in the environment: the decision log is shipped there
+    if shipping:
+        try:
+            endpoint = export_config().endpoint
+        except ExportConfigError as exc:
+            raise fail(str(exc), 2) from None
     services = aquifer_services(
         settings.data_dir,
         ui_port=ui_port,
@@ -79,6 +88,7 @@ def up(
         model_port=model_port,
         model_argv=model_argv,
         idp_port=idp_port,
+        ship_decisions=shipping,
     )
 
     def announce() -> None:
@@ -93,6 +103,8 @@ def up(
             console.print(f"[bold]Local model[/] http://127.0.0.1:{model_port}/v1 ({SERVED_NAME}, llama.cpp)")
         if idp_port is not None:
             console.print(f"[bold]Dev IdP[/]     http://127.0.0.1:{idp_port} (demo users' password: demo)")
+        if shipping:
+            console.print(f"[bold]Decisions[/]   shipped to {endpoint} (OTLP/HTTP; lag at /metrics)", highlight=False)
         try:
             ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5).json()
             for component, problem in ready.get("problems", {}).items():

@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aquifer.export import tracing
+from aquifer.export.decisions import LagCollector
 from aquifer.ids import IDENTIFIER_PATTERN
 from aquifer.service import mcp_http
 from aquifer.service.errors import InvalidRequest, ServiceError, error_body, openai_body, status_of
@@ -37,6 +39,8 @@ log = logging.getLogger("aquifer.service")
 def create_app(settings: Settings | None = None, *, retriever: Retriever | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
+    # the decision-export lag, read on each scrape from the shipper's cursor and the log's tail (none when unshipped)
+    metrics.registry.register(LagCollector(settings))
     mcp_running: Any = None  # set below, once the app exists: the MCP session manager of each lifespan
 
     @asynccontextmanager
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
             warmer.stop()
         await app.state.gateway.aclose()
         app.state.retriever.engine.close()
+        tracing.flush()  # the spans still queued, when traces are exported (bounded: a hung collector never holds up)
 
     app = FastAPI(
         title="Aquifer",
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None, *, retriever: Retriever | None 
     mcp_running = mcp_http.install(app, settings, metrics)
     app.mount(ops.DOCS_ASSETS, ops.docs_assets, name="docs-assets")
     _document_openai_errors(app)
+    tracing.instrument(app)  # server spans, only when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set (docs/tracing.md)
 
     @app.exception_handler(ServiceError)
     async def _domain_error(request: Request, exc: ServiceError) -> JSONResponse:

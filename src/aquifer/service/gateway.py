@@ -16,7 +16,8 @@ Any OpenAI client works unchanged: ``base_url`` is Aquifer's ``/v1``, the api ke
    request leaves; the request goes only to the model's registered endpoint, with the model's own key
    (``api_key_env``), never the agent's token;
 5. the answer comes back with an ``aquifer`` member (:class:`~aquifer.service.schemas.ChatExtension`: citations
-   with receipts, the decision id, what the policy withheld); an ``upstream`` record logs how the call ended.
+   with receipts, the decision id, what the policy withheld); an ``upstream`` record logs how the call ended (and,
+   when traces are exported, a span ``aquifer.upstream``: :func:`aquifer.export.tracing.upstream`).
 
 An unreachable endpoint or an error answer is a 502, no answer within the model's ``timeout_s`` a 504; once a
 stream has started, the same errors arrive as an OpenAI error event (the official client raises ``APIError``).
@@ -37,6 +38,7 @@ from pydantic import ValidationError
 
 from aquifer.audit import request_record
 from aquifer.catalog import Model
+from aquifer.export import tracing
 from aquifer.identity.user import User
 from aquifer.ids import is_identifier
 from aquifer.service.conversation import conversation, governed_messages, turn_queries
@@ -315,6 +317,7 @@ class Gateway:
         seconds = time.perf_counter() - start
         if self.observe:
             self.observe(model.id, outcome, seconds)
+        tracing.upstream(model.id, model.endpoint, outcome, status, seconds, decision_id=r.decision_id, usage=usage)
         self.retriever.log.append(
             request_record(
                 kind="upstream",

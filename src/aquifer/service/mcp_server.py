@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from aquifer.audit import decision_record, request_record
 from aquifer.catalog import Catalog
+from aquifer.export import tracing
 from aquifer.identity.user import User
 from aquifer.ids import CHUNK_ID_PATTERN, IDENTIFIER_PATTERN
 from aquifer.policy import RequestContext, Resource
@@ -416,7 +417,8 @@ def build_server(
         name: str, ctx: Context | None, call: Callable[[Caller], BaseModel], text: Callable[[Any], str]
     ) -> CallToolResult:
         try:
-            result = call(governed.caller(ctx))
+            with tracing.within(ctx):  # the stage spans are children of this call's /mcp span
+                result = call(governed.caller(ctx))
         except ServiceError as exc:
             metrics.mcp.labels(name, exc.error).inc()
             return error_result(refused(exc))
@@ -498,7 +500,8 @@ def build_server(
 
     def read(name: str, ctx: Context, call: Callable[[Caller], Any]) -> Any:
         try:
-            result = call(governed.caller(ctx))
+            with tracing.within(ctx):
+                result = call(governed.caller(ctx))
         except ServiceError as exc:
             metrics.mcp.labels(name, exc.error).inc()
             exc = refused(exc)

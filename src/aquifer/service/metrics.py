@@ -10,11 +10,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from aquifer.export import tracing
+
+if TYPE_CHECKING:
+    from aquifer.audit.log import Appended
 
 STAGES = ("auth", "policy", "embedding", "search", "assembly", "log")
 """The stages of a governed request, in order (docs/benchmarks.md reports each)."""
@@ -22,17 +28,36 @@ STAGES = ("auth", "policy", "embedding", "search", "assembly", "log")
 
 @dataclass
 class Timings:
-    """Seconds spent per stage of one request (a stage entered twice adds up)."""
+    """Seconds spent per stage of one request (a stage entered twice adds up). When traces are exported
+    (:mod:`aquifer.export.tracing`), each stage is a span ``aquifer.<stage>`` too, a child of the span current at
+    the first stage (the request's), which :meth:`annotate` and :meth:`logged` add attributes to."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    span: Any = field(default=None, init=False, repr=False, compare=False)
+    """The request's span (None while tracing is off)."""
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
-            yield
+            if tracing.TRACER is None:
+                yield
+            else:
+                self.span = self.span or tracing.current_span()
+                with tracing.stage_span(name):
+                    yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def annotate(self, **attributes: str | int) -> None:
+        """Attributes ``aquifer.<name>`` of the request's span (ids and counts only: never a text it was sent)."""
+        if self.span is not None:
+            self.span.set_attributes({f"aquifer.{k}": v for k, v in attributes.items()})
+
+    def logged(self, appended: Appended, record: Mapping[str, Any]) -> None:
+        """The decision record just logged, on the request's span: its decision id, who, why, how many chunks."""
+        if self.span is not None:
+            self.span.set_attributes(tracing.decision_attributes(appended.decision_id, record))
 
     def server_timing(self) -> str:
         """The ``Server-Timing`` header: each stage's milliseconds."""

@@ -512,7 +512,7 @@ class Retriever:
                 **fields,
                 withheld=[f"{w.dataset}:{','.join(w.reasons)}" for w in r.withheld],
             )
-            self.log.append(record)
+            timings.logged(self.log.append(record), record)  # on the request's span, when traces are exported
         if alerts:
             with self._lock:
                 self.alerts.extend(alerts)

@@ -1,4 +1,5 @@
-"""Operating the service: ``/healthz``, ``/readyz``, ``/metrics``, and the API docs (``/docs``, ``/redoc``).
+"""Operating the service: ``/healthz``, ``/readyz``, ``/metrics``, the API docs (``/docs``, ``/redoc``) and the JSON
+schemas of Aquifer's custom OpenLineage facets (``/openlineage/facets/<name>.json``, their ``_schemaURL``).
 
 The docs are served with their assets from this process (fastapi-offline ships Swagger UI and ReDoc): FastAPI's
 default pages load them from a CDN, and render blank on the air-gapped machines Aquifer is for.
@@ -9,11 +10,13 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from aquifer.export.openlineage import FACET_SCHEMAS
 from aquifer.service.deps import MetricsDep, RetrieverDep, WarmerDep
+from aquifer.service.errors import NotFound
 
 router = APIRouter(tags=["ops"])
 
@@ -42,6 +45,15 @@ def readyz(retriever: RetrieverDep, warmer: WarmerDep) -> JSONResponse:
         },
     }
     return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+@router.get("/openlineage/facets/{name}.json", responses={404: {"description": "No such facet"}})
+def openlineage_facet(name: str) -> FileResponse:
+    """The JSON schema of one of Aquifer's custom OpenLineage facets (``AquiferDeltaRunFacet``)."""
+    known = {p.stem: p for p in FACET_SCHEMAS.glob("*.json")}
+    if name not in known:
+        raise NotFound(f"no OpenLineage facet {name[:80]!r}; known: {sorted(known)}", field="name")
+    return FileResponse(known[name], media_type="application/schema+json")
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
