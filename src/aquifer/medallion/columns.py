@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aquifer.medallion.layers import Layer
+from aquifer.medallion.platinum import _CARRIED
 
 Subtype = Literal["IDENTITY", "TRANSFORMATION", "AGGREGATION"]
 
@@ -175,30 +176,7 @@ _CERTIFY = ("superseded_by", "near_duplicate_of", "untrusted", "updated_at", "ac
 PLATINUM = _named(
     {
         "platinum_id": derived("chunk_id", how="stable id of the gold chunk"),
-        **{
-            c: same()
-            for c in (
-                "chunk_id",
-                "silver_id",
-                "dataset",
-                "doc_id",
-                "title",
-                "chunk_index",
-                "chunk_count",
-                "text",
-                "token_count",
-                "tokenizer",
-                "language",
-                "updated_at",
-                "owner",
-                "classification",
-                "pii_types",
-                "pii_spans",
-                "purposes",
-                "pii_allowed_purposes",
-                "acl",
-            )
-        },
+        **{c: same() for c in _CARRIED},  # copied from gold unchanged (platinum.py owns the list)
         "fresh_until": derived("updated_at", how="updated_at plus the source's freshness SLA"),
         "upstream_ids": derived("chunk_id", how="the gold chunk certified"),
         **_RUN_STAMP,
